@@ -1,0 +1,80 @@
+"""Looking at a federation: status, the audit trail, the views."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fedstream.settings import StackSettings
+from fedstream.storage.coordination import RedisCoordination
+
+console = Console()
+audit_app = typer.Typer(help="The hash-chained audit trail.")
+
+
+def status(federation_id: str | None = typer.Option(None, "--federation", help="default: the most recent")) -> None:
+    """Rounds, participants (live ones from Redis) and the latest model of a federation."""
+    asyncio.run(_status(federation_id))
+
+
+async def _status(federation_id: str | None) -> None:
+    endpoints = StackSettings().resolved()
+    conn = await asyncpg.connect(endpoints.database_url)
+    try:
+        federation = await conn.fetchrow(
+            "SELECT * FROM federations WHERE ($1::text IS NULL OR federation_id = $1) ORDER BY created_at DESC LIMIT 1",
+            federation_id,
+        )
+        if federation is None:
+            console.print("no federation yet: `fedstream federation create SPEC` or `fedstream demo`")
+            return
+        fid = federation["federation_id"]
+        state = f"completed ({federation['completion_reason']})" if federation["completed_at"] else "training"
+        console.print(f"[bold]{fid}[/] — {federation['project_name']} — {state}")
+        rounds = await conn.fetch("SELECT * FROM round_status WHERE federation_id = $1 ORDER BY round", fid)
+        table = Table(title="rounds")
+        for column in ("round", "status", "contributors", "auc", "accuracy", "duration"):
+            table.add_column(column)
+        for r in rounds:
+            m = r["metrics"] or {}
+            auc = m.get("auc")
+            table.add_row(
+                str(r["round"]), r["status"], str(r["contributors"] or "-"), "-" if auc is None else f"{auc:.4f}",
+                "-" if "accuracy" not in m else f"{m['accuracy']:.4f}", "-" if r["duration_s"] is None else f"{r['duration_s']:.2f}s",
+            )
+        console.print(table)
+        participants = await conn.fetch("SELECT participant_id, organisation FROM participants WHERE federation_id = $1", fid)
+        live = await _live(endpoints.redis_url, fid)
+        console.print(f"participants: {len(participants)} enrolled, {len(live)} live (heartbeat within TTL)")
+        latest = await conn.fetchrow(
+            "SELECT version, sha256, metrics, released_at FROM model_versions WHERE model_id = $1 ORDER BY version DESC LIMIT 1", fid
+        )
+        if latest:
+            console.print(f"latest model: v{latest['version']} sha256 {latest['sha256'][:16]}… released {latest['released_at']:%Y-%m-%d %H:%M:%S}")
+    finally:
+        await conn.close()
+
+
+async def _live(redis_url: str, federation_id: str) -> set[str]:
+    coordination = RedisCoordination.from_url(redis_url)
+    try:
+        return await coordination.live_participants(federation_id)
+    finally:
+        await coordination.close()
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain; name the first broken link (exit 1) or confirm it is intact."""
+    from services.compliance.verify import verify_database
+
+    result = asyncio.run(verify_database(StackSettings().resolved().database_url))
+    if result.broken is None:
+        console.print(f"[green]audit trail intact[/]: {result.rows} rows, head {result.head[:16] if result.head else '-'}…")
+        return
+    console.print(f"[red]audit trail broken at seq {result.broken.seq}[/]: {result.broken.problem}")
+    raise typer.Exit(1)

@@ -1,0 +1,23 @@
+"""The `fedstream` command."""
+
+from __future__ import annotations
+
+import typer
+
+from fedstream.cli import inspect_cmd, run_cmd, stack_cmd
+
+app = typer.Typer(help="fedstream: privacy-preserving federated learning over Kafka.", no_args_is_help=True)
+app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(inspect_cmd.audit_app, name="audit")
+federation_app = typer.Typer(help="Federations.")
+federation_app.command("create")(run_cmd.federation_create)
+app.add_typer(federation_app, name="federation")
+app.command("service")(run_cmd.service)
+app.command("services")(run_cmd.services)
+app.command("participant")(run_cmd.participant)
+app.command("simulate")(run_cmd.simulate_cmd)
+app.command("demo")(run_cmd.demo)
+app.command("status")(inspect_cmd.status)
+
+if __name__ == "__main__":
+    app()

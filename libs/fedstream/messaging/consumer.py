@@ -1,0 +1,144 @@
+"""The consume loop every service shares: decode, dispatch by type, commit, then acknowledge.
+
+For each batch from Kafka, one PostgreSQL transaction: each message runs in a savepoint, claims its
+event id in the inbox (redelivery → no-op), calls the handler registered for its class, and the
+events it emits land in the outbox. Only after that transaction commits are the offsets committed.
+
+Failures:
+- a record that does not decode, or a handler that keeps failing on one message, is dead-lettered
+  with the error in headers (through the outbox, in the same transaction) and the batch goes on;
+- a transient error (database or network) rolls the batch back and retries it with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from fedstream.messaging.codec import MalformedMessage, Record, decode
+from fedstream.messaging.transaction import Transaction, Transactions
+from schemas.base import Event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Transaction[Any]], Awaitable[None]]
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts_per_message: int = 3
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+
+
+class Dispatcher:
+    """Routes a decoded event to the handler registered for its class (types, not strings)."""
+
+    def __init__(self, handlers: Mapping[type[Event], Handler]) -> None:
+        self.handlers = dict(handlers)
+
+    def handler_for(self, event: Event) -> Handler | None:
+        return self.handlers.get(type(event))
+
+    async def dispatch(self, event: Event, tx: Transaction[Any]) -> bool:
+        handler = self.handler_for(event)
+        if handler is None or not await tx.first_delivery(event.event_id):
+            return False
+        await handler(event, tx)
+        return True
+
+
+def to_record(message: ConsumerRecord) -> Record:
+    return Record(message.topic, message.key or b"", message.value or b"", list(message.headers or ()))
+
+
+class BatchProcessor:
+    """Handles one batch inside one transaction; independent of Kafka so it is unit-testable."""
+
+    def __init__(self, transactions: Transactions[Any], dispatcher: Dispatcher, retry: RetryPolicy = RetryPolicy()) -> None:
+        self.transactions, self.dispatcher, self.retry = transactions, dispatcher, retry
+
+    async def process(self, records: list[Record]) -> int:
+        """Returns how many events were handled (not counting duplicates and dead letters)."""
+        handled = 0
+        async with self.transactions.begin(records[0].header("traceparent") if records else None) as tx:
+            for record in records:
+                tx.traceparent, tx.record = record.header("traceparent"), record
+                handled += await self._one(tx, record)
+        return handled
+
+    async def _one(self, tx: Transaction[Any], record: Record) -> int:
+        try:
+            event = decode(record)
+        except MalformedMessage as exc:
+            log.warning("dead-lettering a malformed record from %s: %s", record.topic, exc)
+            tx.dead_letter(record, exc, attempts=1)
+            return 0
+        if self.dispatcher.handler_for(event) is None:
+            return 0
+        for attempt in range(1, self.retry.attempts_per_message + 1):
+            try:
+                async with self.transactions.savepoint(tx):
+                    return int(await self.dispatcher.dispatch(event, tx))
+            except TRANSIENT_ERRORS:
+                raise  # the whole batch is retried
+            except Exception as exc:  # a bug or a poison message: retry, then dead-letter
+                if attempt == self.retry.attempts_per_message:
+                    log.exception("dead-lettering %s %s after %d attempts", event.TYPE, event.event_id, attempt)
+                    tx.dead_letter(record, exc, attempts=attempt)
+        return 0
+
+
+class EventConsumer:
+    """Kafka loop around a ``BatchProcessor``; ``stop()`` (SIGTERM) finishes the batch in flight."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        processor: BatchProcessor,
+        on_commit: Callable[[], None] = lambda: None,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        self.consumer, self.processor, self.on_commit, self.retry = consumer, processor, on_commit, retry
+        self._stopping = asyncio.Event()
+        self.handled = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=500)
+            for tp, messages in batches.items():
+                await self._process_with_retry(tp, [to_record(m) for m in messages], messages[-1].offset)
+
+    async def _process_with_retry(self, tp: TopicPartition, records: list[Record], last_offset: int) -> None:
+        backoff = self.retry.initial_backoff_s
+        while True:
+            try:
+                self.handled += await self.processor.process(records)
+                break
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient error on %s: %s; retrying the batch in %.1fs", tp, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.retry.max_backoff_s)
+        self.on_commit()
+        try:
+            await self.consumer.commit({tp: last_offset + 1})
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partition: the new owner redelivers, and the inbox makes that a no-op.
+            log.warning("offset commit for %s failed (%s); redelivery will be deduplicated", tp, exc)

@@ -1,0 +1,74 @@
+"""aiokafka adapters: producer and consumer factories and topic provisioning.
+
+Producers are idempotent with ``acks=all`` where the broker supports it (Apache Kafka); on Tansu,
+which has no idempotent producer, they fall back to plain ``acks=all`` — correctness never depended
+on it, because every consumer deduplicates by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from fedstream.messaging.codec import Record
+from fedstream.settings import Endpoints
+from schemas.topics import ALL_TOPICS, Topic
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(endpoints: Endpoints, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=endpoints.supports_idempotent_producer,
+        linger_ms=2,
+        request_timeout_ms=30_000,
+    )
+
+
+def make_consumer(endpoints: Endpoints, group_id: str, topics: tuple[Topic, ...], client_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *(t.name for t in topics),
+        bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,  # offsets are committed only after the handler's transaction
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=20,
+        max_poll_records=500,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+async def send_records(producer: AIOKafkaProducer, records: list[Record]) -> None:
+    """Send in order and wait for every acknowledgement."""
+    futures = [
+        await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers)) for r in records
+    ]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
+    """Create missing topics (idempotent). Returns the names created now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="fedstream-provisioner")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1) for t in missing]
+                )
+            except TopicAlreadyExistsError:  # another process won the race: fine
+                pass
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,154 @@
+"""The unit of work every handler runs in: state change, inbox record and outbox rows commit together.
+
+A handler gets a ``Transaction``: its service's repository bound to this transaction (``tx.repo``),
+``tx.first_delivery`` to make redelivery a no-op, and ``tx.emit`` to publish events — which only
+happens if the transaction commits. ``PostgresTransactions`` is the real adapter;
+``InMemoryTransactions`` is the fake for unit tests of handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+from uuid import UUID
+
+import asyncpg
+
+from fedstream.messaging.codec import Record, encode
+from fedstream.messaging.tracing import child_traceparent
+from schemas.base import Event
+from schemas.topics import DEAD_LETTER, topic_for
+
+R = TypeVar("R")
+
+
+@dataclass
+class Transaction(Generic[R]):
+    repo: R
+    consumer: str
+    traceparent: str | None = None
+    record: Record | None = None  # the message being handled, byte for byte (the audit trail hashes it)
+    outgoing: list[Record] = field(default_factory=list)
+    _claim: Callable[[str, UUID], Awaitable[bool]] | None = None
+
+    async def first_delivery(self, event_id: UUID) -> bool:
+        """Record ``event_id`` as processed by this consumer; False if it already was."""
+        assert self._claim is not None
+        return await self._claim(self.consumer, event_id)
+
+    def emit(self, event: Event) -> None:
+        self.outgoing.append(encode(event, topic_for(type(event)).name, child_traceparent(self.traceparent)))
+
+    def dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
+        headers = list(record.headers) + [
+            ("x-fedstream-error", _error_text(error).encode()),
+            ("x-fedstream-error-class", type(error).__name__.encode()),
+            ("x-fedstream-consumer", self.consumer.encode()),
+            ("x-fedstream-original-topic", record.topic.encode()),
+            ("x-fedstream-attempts", str(attempts).encode()),
+        ]
+        self.outgoing.append(Record(DEAD_LETTER.name, record.key, record.value, headers))
+
+
+class Transactions(Protocol[R]):
+    def begin(self, traceparent: str | None = None) -> contextlib.AbstractAsyncContextManager[Transaction[R]]: ...
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self, tx: Transaction[R]) -> AsyncIterator[None]: ...
+
+
+class PostgresTransactions(Generic[R]):
+    def __init__(self, pool: asyncpg.Pool, service: str, repo_factory: Callable[[asyncpg.Connection], R]) -> None:
+        self.pool, self.service, self.repo_factory = pool, service, repo_factory
+        self._connections: dict[int, asyncpg.Connection] = {}
+
+    @contextlib.asynccontextmanager
+    async def begin(self, traceparent: str | None = None) -> AsyncIterator[Transaction[R]]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            tx: Transaction[R] = Transaction(self.repo_factory(conn), self.service, traceparent)
+            tx._claim = lambda consumer, event_id: _claim(conn, consumer, event_id)
+            self._connections[id(tx)] = conn
+            try:
+                yield tx
+                await write_outbox(conn, self.service, tx.outgoing)
+            finally:
+                del self._connections[id(tx)]
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self, tx: Transaction[R]) -> AsyncIterator[None]:
+        """Undo one message's effects (rows and emitted events) without losing the rest of the batch."""
+        emitted_before = len(tx.outgoing)
+        try:
+            async with self._connections[id(tx)].transaction():
+                yield
+        except BaseException:
+            del tx.outgoing[emitted_before:]
+            raise
+
+
+async def _claim(conn: asyncpg.Connection, consumer: str, event_id: UUID) -> bool:
+    row = await conn.fetchval(
+        "INSERT INTO processed_messages (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+        consumer,
+        event_id,
+    )
+    return row is not None
+
+
+async def write_outbox(conn: asyncpg.Connection, service: str, records: list[Record]) -> None:
+    if not records:
+        return
+    await conn.executemany(
+        "INSERT INTO outbox (service, topic, key, value, header_keys, header_values) VALUES ($1,$2,$3,$4,$5,$6)",
+        [(service, r.topic, r.key, r.value, [k for k, _ in r.headers], [v for _, v in r.headers]) for r in records],
+    )
+
+
+class InMemoryTransactions(Generic[R]):
+    """Fake: one shared repository, a processed set and a list standing in for the outbox.
+
+    Rolls back emitted events on error; repository fakes are expected to make changes only after
+    their checks pass, so a failed handler leaves them unchanged.
+    """
+
+    def __init__(self, repo: R, consumer: str = "test") -> None:
+        self.repo, self.consumer = repo, consumer
+        self.processed: set[tuple[str, UUID]] = set()
+        self.published: list[Record] = []
+        self._claimed: dict[int, list[tuple[str, UUID]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def begin(self, traceparent: str | None = None) -> AsyncIterator[Transaction[R]]:
+        tx: Transaction[R] = Transaction(self.repo, self.consumer, traceparent)
+        self._claimed[id(tx)] = claimed = []
+
+        async def claim(consumer: str, event_id: UUID) -> bool:
+            key = (consumer, event_id)
+            if key in self.processed or key in claimed:
+                return False
+            claimed.append(key)
+            return True
+
+        tx._claim = claim
+        try:
+            yield tx
+            self.processed.update(claimed)
+            self.published.extend(tx.outgoing)
+        finally:
+            del self._claimed[id(tx)]
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self, tx: Transaction[R]) -> AsyncIterator[None]:
+        emitted_before, claimed_before = len(tx.outgoing), len(self._claimed[id(tx)])
+        try:
+            yield
+        except BaseException:
+            del tx.outgoing[emitted_before:]
+            del self._claimed[id(tx)][claimed_before:]
+            raise
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]

@@ -1,0 +1,194 @@
+"""The participant runtime: next to a hospital's data, it trains on each round it is selected for,
+evaluates each candidate model on its holdout, and publishes only model updates (by claim check).
+
+One runtime can host several local participants (``fedstream simulate`` runs fifteen in one
+process) sharing one consumer and one producer; training runs in worker threads so the event loop
+keeps heartbeats and consumption going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from fedstream.messaging.codec import MalformedMessage, decode, encode
+from fedstream.messaging.consumer import to_record
+from fedstream.messaging.kafka import send_records
+from fedstream.messaging.tracing import child_traceparent
+from fedstream.ml.data import LocalDataset
+from fedstream.storage import tensors
+from fedstream.storage.blobs import BlobStore
+from schemas import events as ev
+from schemas.base import Event
+from schemas.federation import FederationSpec
+from schemas.topics import PARTICIPANT, topic_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalParticipant:
+    participant_id: str
+    data: LocalDataset
+    seed: int = 0
+
+
+@dataclass
+class ParticipantStats:
+    submitted: int = 0
+    evaluated: int = 0
+    rejected: list[ev.UpdateRejected] = field(default_factory=list)
+
+
+@dataclass
+class FederationProgress:
+    """What the runtime has seen of its federation: enough for a live per-round table."""
+
+    spec: FederationSpec | None = None
+    opened: dict[int, ev.RoundOpened] = field(default_factory=dict)
+    released: dict[int, ev.ModelReleased] = field(default_factory=dict)
+    outcomes: dict[int, Event] = field(default_factory=dict)
+    completed: ev.FederationCompleted | None = None
+
+
+class ParticipantRuntime:
+    def __init__(
+        self,
+        federation_id: str,
+        participants: Iterable[LocalParticipant],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        blobs: BlobStore,
+        training_threads: int = 2,
+        heartbeat_s: float = 5.0,
+        on_event: Callable[[Event], None] = lambda e: None,
+    ) -> None:
+        self.federation_id = federation_id
+        self.local = {p.participant_id: p for p in participants}
+        self.consumer, self.producer, self.blobs = consumer, producer, blobs
+        self.executor = ThreadPoolExecutor(max_workers=training_threads, thread_name_prefix="train")
+        self.heartbeat_s, self.on_event = heartbeat_s, on_event
+        self.progress = FederationProgress()
+        self.stats = {pid: ParticipantStats() for pid in self.local}
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        """Consume until the federation completes (or ``stop()``)."""
+        heartbeat = asyncio.create_task(self._heartbeats())
+        try:
+            while not self.done.is_set():
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=100)
+                for messages in batches.values():
+                    for message in messages:
+                        await self._handle(to_record(message))
+                if batches:
+                    await self.consumer.commit()
+        finally:
+            heartbeat.cancel()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        self.done.set()
+
+    async def _handle(self, record) -> None:  # noqa: ANN001 - a codec Record
+        try:
+            event = decode(record)
+        except MalformedMessage as exc:
+            log.warning("ignoring an undecodable record on %s: %s", record.topic, exc)
+            return
+        if event.federation_id != self.federation_id:
+            return
+        self.on_event(event)
+        traceparent = child_traceparent(record.header("traceparent"))
+        match event:
+            case ev.FederationCreated():
+                self.progress.spec = event.spec
+            case ev.RoundOpened():
+                self.progress.opened[event.round] = event
+                await self._train_all(event, traceparent)
+            case ev.RoundAggregated():
+                self.progress.outcomes[event.round] = event
+                await self._evaluate_all(event, traceparent)
+            case ev.RoundFailed():
+                self.progress.outcomes[event.round] = event
+            case ev.ModelReleased():
+                self.progress.released[event.round] = event
+            case ev.UpdateRejected() if event.participant_id in self.local:
+                log.warning("%s: update for round %d rejected (%s): %s", event.participant_id, event.round, event.reason, event.detail)
+                self.stats[event.participant_id].rejected.append(event)
+            case ev.FederationCompleted():
+                self.progress.completed = event
+                self.done.set()
+
+    async def _train_all(self, opened: ev.RoundOpened, traceparent: str) -> None:
+        selected = [p for pid, p in self.local.items() if pid in opened.participants]
+        if not selected or self.progress.spec is None:
+            return
+        global_weights = tensors.from_bytes(await self.blobs.get(opened.global_model))
+        results = await asyncio.gather(*(self._train_one(p, opened, global_weights) for p in selected))
+        await self._publish(results, traceparent)
+
+    async def _train_one(self, p: LocalParticipant, opened: ev.RoundOpened, global_weights) -> Event:  # noqa: ANN001
+        from fedstream.ml.training import TrainConfig, train_local  # torch loads only where training happens
+
+        config = TrainConfig(
+            local_epochs=opened.local_epochs, learning_rate=opened.learning_rate, batch_size=opened.batch_size,
+            seed=zlib.crc32(f"{p.seed}/{p.participant_id}/{opened.round}".encode()),
+        )
+        spec = self.progress.spec.model
+        result = await asyncio.get_running_loop().run_in_executor(
+            self.executor, train_local, spec, global_weights, p.data, config
+        )
+        ref = await self.blobs.put(tensors.to_bytes(result.weights))
+        self.stats[p.participant_id].submitted += 1
+        return ev.UpdateSubmitted(
+            source=f"{PARTICIPANT}/{p.participant_id}", federation_id=self.federation_id, update_id=uuid4(),
+            participant_id=p.participant_id, round=opened.round, base_model_version=opened.model_version, update=ref,
+            num_examples=result.num_examples, train_loss=float(result.train_loss),
+        )
+
+    async def _evaluate_all(self, aggregated: ev.RoundAggregated, traceparent: str) -> None:
+        from fedstream.ml.training import evaluate
+
+        if self.progress.spec is None:
+            return
+        weights = tensors.from_bytes(await self.blobs.get(aggregated.aggregate))
+        spec = self.progress.spec.model
+        loop = asyncio.get_running_loop()
+        reports = []
+        for pid, p in self.local.items():
+            result = await loop.run_in_executor(self.executor, evaluate, spec, weights, p.data)
+            self.stats[pid].evaluated += 1
+            reports.append(
+                ev.EvaluationReported(
+                    source=f"{PARTICIPANT}/{pid}", federation_id=self.federation_id, participant_id=pid,
+                    round=aggregated.round, candidate_sha256=aggregated.aggregate.sha256, num_examples=result.num_examples,
+                    loss=float(result.loss), accuracy=float(result.accuracy), auc=None if result.auc is None else float(result.auc),
+                )
+            )
+        await self._publish(reports, traceparent)
+
+    async def _publish(self, events: list[Event], traceparent: str) -> None:
+        await send_records(self.producer, [encode(e, topic_for(type(e)).name, traceparent) for e in events])
+
+    async def _heartbeats(self) -> None:
+        while True:
+            beats = [
+                ev.ParticipantHeartbeat(
+                    source=f"{PARTICIPANT}/{pid}", federation_id=self.federation_id, participant_id=pid,
+                    ttl_s=self.heartbeat_s * 3,
+                )
+                for pid in self.local
+            ]
+            try:
+                await self._publish(beats, child_traceparent(None))
+            except Exception as exc:  # liveness is best effort; training must not stop for it
+                log.warning("heartbeat failed: %s", exc)
+            await asyncio.sleep(self.heartbeat_s)

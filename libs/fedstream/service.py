@@ -1,0 +1,146 @@
+"""The one async composition shape every service shares: connect, migrate, consume, relay, tick, drain.
+
+A service's ``bootstrap.py`` builds its dependencies and hands a ``ServiceDefinition`` to
+``run_service``. Nothing connects at import time; SIGTERM/SIGINT drain the batch in flight, publish
+the outbox and close cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from fedstream.messaging.consumer import BatchProcessor, Dispatcher, EventConsumer, Handler
+from fedstream.messaging.kafka import ensure_topics, make_consumer, make_producer
+from fedstream.messaging.outbox import OutboxRelay
+from fedstream.messaging.transaction import PostgresTransactions
+from fedstream.settings import Endpoints
+from fedstream.storage.postgres import apply_migrations, create_pool
+from schemas.base import Event
+from schemas.topics import topics_consumed_by
+
+log = logging.getLogger(__name__)
+
+Tick = Callable[[PostgresTransactions[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Work driven by the clock (deadlines), run every ``interval_s`` inside its own transactions."""
+
+    interval_s: float
+    tick: Tick
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    handlers: Mapping[type[Event], Handler]
+    repo_factory: Callable[[asyncpg.Connection], Any]
+    timers: tuple[Timer, ...] = ()
+    on_start: Callable[[PostgresTransactions[Any]], Awaitable[None]] | None = None
+    group_id: str | None = None
+    instance: str = field(default="0")
+
+
+class ServiceCrashed(RuntimeError):
+    """A service's consumer, relay or timer ended with an error."""
+
+
+class RunningService:
+    """Handles to a started service, for tests that drive or stop it in-process."""
+
+    def __init__(self, definition: ServiceDefinition, endpoints: Endpoints) -> None:
+        self.definition, self.endpoints = definition, endpoints
+        self.stopped = asyncio.Event()
+        self._consumer_loop: EventConsumer | None = None
+
+    def stop(self) -> None:
+        if self._consumer_loop:
+            self._consumer_loop.stop()
+        self.stopped.set()
+
+    async def run(self) -> None:
+        d = self.definition
+        await apply_migrations(self.endpoints.database_url)
+        await ensure_topics(self.endpoints.kafka_bootstrap_servers)
+        pool = await create_pool(self.endpoints.database_url, max_size=4)
+        producer = make_producer(self.endpoints, f"fedstream-{d.name}-{d.instance}")
+        consumer = make_consumer(
+            self.endpoints, d.group_id or f"fedstream-{d.name}", topics_consumed_by(d.name), f"fedstream-{d.name}-{d.instance}"
+        )
+        transactions = PostgresTransactions(pool, d.name, d.repo_factory)
+        relay = OutboxRelay(pool, producer, d.name)
+        await producer.start()
+        await consumer.start()
+        self._consumer_loop = EventConsumer(consumer, BatchProcessor(transactions, Dispatcher(d.handlers)), relay.wake)
+        if self.stopped.is_set():
+            self._consumer_loop.stop()
+        if d.on_start:
+            await d.on_start(transactions)
+        tasks = [asyncio.create_task(self._consumer_loop.run(), name=f"{d.name}-consumer")]
+        relay_task = asyncio.create_task(relay.run(), name=f"{d.name}-relay")
+        tasks += [asyncio.create_task(_tick_forever(t, transactions, relay.wake), name=f"{d.name}-timer") for t in d.timers]
+        log.info("%s started: consuming %s", d.name, ", ".join(t.name for t in topics_consumed_by(d.name)))
+        stop_requested = asyncio.create_task(self.stopped.wait())
+        try:
+            done, _ = await asyncio.wait([stop_requested, *tasks, relay_task], return_when=asyncio.FIRST_COMPLETED)
+            crashed = [t for t in done if t is not stop_requested and t.exception() is not None]
+            if crashed:  # let the supervisor restart us rather than limp on without a consumer
+                raise ServiceCrashed(f"{crashed[0].get_name()} failed") from crashed[0].exception()
+        finally:
+            self.stop()
+            stop_requested.cancel()
+            await _drain(tasks)
+            await relay.drain_and_stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(relay_task, 10)
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+            log.info("%s stopped", d.name)
+
+
+async def _tick_forever(timer: Timer, transactions: PostgresTransactions[Any], after: Callable[[], None]) -> None:
+    while True:
+        try:
+            await timer.tick(transactions)
+            after()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("timer: %s", exc)
+        except Exception:
+            log.exception("timer failed")
+        await asyncio.sleep(timer.interval_s)
+
+
+async def _drain(tasks: list[asyncio.Task[None]]) -> None:
+    """The consumer finishes its batch (it was told to stop); timers are cancelled between ticks."""
+    consumer, *others = tasks
+    for t in others:
+        t.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(consumer, 30)
+    for t in others:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+
+
+def serve(definition: ServiceDefinition, endpoints: Endpoints) -> None:
+    """Process entry point: run until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {definition.name} %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        service = RunningService(definition, endpoints)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
+        await service.run()
+
+    asyncio.run(main())

@@ -1,0 +1,232 @@
+"""Every event and command that crosses a service boundary.
+
+Commands are imperative (``CreateFederation``), events past tense (``RoundOpened``). Each class's
+``TYPE`` is its CloudEvents type; ``schemas.registry`` maps types to classes for decoding, and
+consumers dispatch on the class, never on a string.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from schemas.base import BlobRef, Event, Frozen, Identifier, ParamSpec, RoundNumber, Sha256Hex
+from schemas.federation import FederationSpec
+
+Detail = Annotated[str, StringConstraints(max_length=2000)]
+
+
+# --- registry --------------------------------------------------------------------------------
+
+
+class CreateFederation(Event):
+    """Command from an operator (CLI/API): create a federation from a validated spec."""
+
+    TYPE: ClassVar[str] = "io.fedstream.federation.create.v1"
+    spec: FederationSpec
+    requested_by: Identifier
+
+
+class FederationCreated(Event):
+    TYPE: ClassVar[str] = "io.fedstream.federation.created.v1"
+    spec: FederationSpec
+    params: tuple[ParamSpec, ...]
+    initial_model: BlobRef
+
+
+class RoundOpened(Event):
+    TYPE: ClassVar[str] = "io.fedstream.round.opened.v1"
+    round: RoundNumber
+    model_version: int = Field(ge=0)
+    global_model: BlobRef
+    participants: tuple[Identifier, ...]
+    quorum: int = Field(ge=1)
+    deadline: datetime
+    local_epochs: int = Field(ge=1)
+    learning_rate: float = Field(gt=0)
+    batch_size: int = Field(ge=1)
+
+
+class ModelMetrics(Frozen):
+    """Example-weighted federated evaluation of one model on the participants' holdouts."""
+
+    loss: float
+    accuracy: float
+    auc: float | None  # None when no evaluator's holdout had both classes
+    num_examples: int = Field(ge=0)
+    evaluators: int = Field(ge=0)
+
+
+class Contribution(Frozen):
+    """One update that went into an aggregate: the lineage a model version keeps."""
+
+    update_id: UUID
+    participant_id: Identifier
+    num_examples: int = Field(ge=1)
+    sha256: Sha256Hex
+
+
+class ModelReleased(Event):
+    TYPE: ClassVar[str] = "io.fedstream.model.released.v1"
+    round: RoundNumber
+    model_version: int = Field(ge=1)
+    model: BlobRef
+    metrics: ModelMetrics
+    contributions: tuple[Contribution, ...]
+
+
+class CompletionReason(StrEnum):
+    CONVERGED = "converged"
+    TARGET_REACHED = "target_reached"
+    ROUND_BUDGET = "round_budget"
+
+
+class FederationCompleted(Event):
+    TYPE: ClassVar[str] = "io.fedstream.federation.completed.v1"
+    reason: CompletionReason
+    rounds: int = Field(ge=0)
+    final_model_version: int = Field(ge=0)
+
+
+# --- participants ----------------------------------------------------------------------------
+
+
+class UpdateSubmitted(Event):
+    """A participant's trained model, by claim check. ``protection`` is the seam for DP/HE/SecAgg."""
+
+    TYPE: ClassVar[str] = "io.fedstream.update.submitted.v1"
+    update_id: UUID
+    participant_id: Identifier
+    round: RoundNumber
+    base_model_version: int = Field(ge=0)
+    update: BlobRef
+    num_examples: int = Field(ge=1)
+    train_loss: float
+    protection: Literal["plaintext"] = "plaintext"
+
+
+class ParticipantHeartbeat(Event):
+    TYPE: ClassVar[str] = "io.fedstream.participant.heartbeat.v1"
+    participant_id: Identifier
+    ttl_s: float = Field(gt=0, le=3600)
+
+
+class EvaluationReported(Event):
+    """A participant's evaluation of a candidate aggregate on its local holdout."""
+
+    TYPE: ClassVar[str] = "io.fedstream.evaluation.reported.v1"
+    participant_id: Identifier
+    round: RoundNumber
+    candidate_sha256: Sha256Hex
+    num_examples: int = Field(ge=1)
+    loss: float
+    accuracy: float = Field(ge=0, le=1)
+    auc: float | None = Field(ge=0, le=1)  # undefined on a single-class holdout
+
+
+# --- ingestion -------------------------------------------------------------------------------
+
+
+class RejectionReason(StrEnum):
+    """Machine-readable reasons an update is refused; dashboards and participants key on these."""
+
+    UNKNOWN_FEDERATION = "unknown_federation"
+    UNKNOWN_ROUND = "unknown_round"
+    STALE_ROUND = "stale_round"
+    ROUND_CLOSED = "round_closed"
+    NOT_ENROLLED = "not_enrolled"
+    NOT_SELECTED = "not_selected"
+    DUPLICATE = "duplicate"
+    OVERSIZE = "oversize"
+    BLOB_UNAVAILABLE = "blob_unavailable"
+    HASH_MISMATCH = "hash_mismatch"
+    MALFORMED_TENSORS = "malformed_tensors"
+    SHAPE_MISMATCH = "shape_mismatch"
+    NON_FINITE = "non_finite"
+
+
+class UpdateAccepted(Event):
+    TYPE: ClassVar[str] = "io.fedstream.update.accepted.v1"
+    update_id: UUID
+    participant_id: Identifier
+    round: RoundNumber
+    update: BlobRef
+    num_examples: int = Field(ge=1)
+    train_loss: float
+
+
+class UpdateRejected(Event):
+    TYPE: ClassVar[str] = "io.fedstream.update.rejected.v1"
+    update_id: UUID
+    participant_id: str = Field(max_length=128)  # as claimed: it may be unknown
+    round: int
+    reason: RejectionReason
+    detail: Detail
+
+
+# --- privacy accounting ----------------------------------------------------------------------
+
+
+class PrivacyCharged(Event):
+    """The accepted update, now accounted for; aggregation only counts charged updates."""
+
+    TYPE: ClassVar[str] = "io.fedstream.privacy.charged.v1"
+    update_id: UUID
+    participant_id: Identifier
+    round: RoundNumber
+    update: BlobRef
+    num_examples: int = Field(ge=1)
+    epsilon: float | None = Field(default=None, ge=0)
+    delta: float | None = Field(default=None, ge=0, lt=1)
+
+
+# --- aggregation -----------------------------------------------------------------------------
+
+
+class RoundAggregated(Event):
+    TYPE: ClassVar[str] = "io.fedstream.round.aggregated.v1"
+    round: RoundNumber
+    aggregate: BlobRef
+    contributions: tuple[Contribution, ...] = Field(min_length=1)
+    closed_by: Literal["all_submitted", "deadline"]
+
+
+class RoundFailed(Event):
+    TYPE: ClassVar[str] = "io.fedstream.round.failed.v1"
+    round: RoundNumber
+    reason: Literal["quorum_not_met"]
+    received: int = Field(ge=0)
+    quorum: int = Field(ge=1)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+class ModelValidated(Event):
+    TYPE: ClassVar[str] = "io.fedstream.model.validated.v1"
+    round: RoundNumber
+    candidate: BlobRef
+    metrics: ModelMetrics
+    contributions: tuple[Contribution, ...]
+    converged: bool
+    target_reached: bool
+
+
+class ValidationGate(StrEnum):
+    NON_FINITE_WEIGHTS = "non_finite_weights"
+    REGRESSION = "regression"
+    BELOW_THRESHOLD = "below_threshold"
+    NO_EVALUATIONS = "no_evaluations"
+
+
+class ModelRejected(Event):
+    TYPE: ClassVar[str] = "io.fedstream.model.rejected.v1"
+    round: RoundNumber
+    candidate: BlobRef
+    gate: ValidationGate
+    detail: Detail
+    metrics: ModelMetrics | None = None

@@ -1,0 +1,169 @@
+"""The federation spec: seed §7.2's technical specification template as a validated document.
+
+One YAML file describes a federation. It is validated here, at the edge, with errors that name the
+field; the registry stores it and every later decision (who may submit, the quorum, the gates) reads it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from schemas.base import Frozen, Identifier
+
+
+class UseCase(StrEnum):
+    CLINICAL_PREDICTION = "clinical_prediction"
+    FRAUD_DETECTION = "fraud_detection"
+    AGGREGATE_STATISTICS = "aggregate_statistics"
+    OTHER = "other"
+
+
+class DataSensitivity(StrEnum):
+    """Drives the privacy budget (seed §2.1: ε = 0.5 patient-level, ε = 1.0 aggregate statistics)."""
+
+    PATIENT_LEVEL = "patient_level"
+    AGGREGATE = "aggregate"
+
+
+class CryptoApproach(StrEnum):
+    NONE = "none"  # plaintext federated averaging (the foundation)
+    DP = "dp"
+    HE = "he"
+    SECAGG = "secagg"
+    HYBRID = "hybrid"
+
+
+class ComplianceRegime(StrEnum):
+    HIPAA = "hipaa"
+    GDPR = "gdpr"
+    PCI_DSS = "pci_dss"
+
+
+class ParticipantSpec(Frozen):
+    participant_id: Identifier
+    organisation: Identifier
+    kind: Literal["hospital", "bank", "lab", "other"] = "hospital"
+
+
+class ModelSpec(Frozen):
+    """The model every participant trains: a small classifier with a binary logit output."""
+
+    architecture: Literal["logistic", "mlp"]
+    input_dim: int = Field(gt=0)
+    hidden: tuple[int, ...] = ()
+    output_dim: int = Field(default=1, gt=0)
+    init_seed: int = 0
+
+    @model_validator(mode="after")
+    def _hidden_only_for_mlp(self) -> "ModelSpec":
+        if self.architecture == "logistic" and self.hidden:
+            raise ValueError("a logistic model has no hidden layers; use architecture: mlp")
+        if self.architecture == "mlp" and not self.hidden:
+            raise ValueError("an mlp needs at least one hidden layer size")
+        if any(h <= 0 for h in self.hidden):
+            raise ValueError("hidden layer sizes must be positive")
+        return self
+
+
+class DataSpec(Frozen):
+    """Which local data each simulated participant loads (real sites point at their own data)."""
+
+    dataset: Literal["breast_cancer", "synthetic"] = "synthetic"
+    seed: int = 0
+    patients_per_site: int = Field(default=2000, gt=0)
+
+
+class TrainingSpec(Frozen):
+    rounds: int = Field(default=30, ge=1, le=10_000)
+    local_epochs: int = Field(default=1, ge=1, le=100)
+    learning_rate: float = Field(default=0.1, gt=0, le=10)
+    batch_size: int = Field(default=32, ge=1)
+    quorum: int = Field(default=2, ge=1)
+    round_deadline_s: float = Field(default=60.0, gt=0)
+    evaluation_deadline_s: float = Field(default=30.0, gt=0)
+
+
+class ValidationSpec(Frozen):
+    metric: Literal["auc", "accuracy"] = "auc"
+    min_metric: float = Field(default=0.5, ge=0, le=1)
+    max_regression: float = Field(default=0.05, ge=0, le=1)
+    convergence_threshold: float = Field(default=0.002, ge=0)
+    patience: int = Field(default=3, ge=1)
+    target_metric: float | None = Field(default=None, ge=0, le=1)
+
+
+class PrivacySpec(Frozen):
+    data_sensitivity: DataSensitivity = DataSensitivity.PATIENT_LEVEL
+    epsilon: float = Field(default=0.5, gt=0)
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+
+
+class ComplianceSpec(Frozen):
+    regimes: tuple[ComplianceRegime, ...] = (ComplianceRegime.HIPAA, ComplianceRegime.GDPR)
+    retention_days: int = Field(default=365, ge=1)
+
+
+class LimitsSpec(Frozen):
+    max_update_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+
+class FederationSpec(Frozen):
+    """Seed §7.2: project, participants, use case, privacy requirements, technical stack."""
+
+    federation_id: Identifier
+    project_name: str = Field(min_length=1, max_length=200)
+    use_case: UseCase
+    participants: tuple[ParticipantSpec, ...] = Field(min_length=1)
+    model: ModelSpec
+    data: DataSpec = DataSpec()
+    training: TrainingSpec = TrainingSpec()
+    validation: ValidationSpec = ValidationSpec()
+    privacy: PrivacySpec = PrivacySpec()
+    crypto: CryptoApproach = CryptoApproach.NONE
+    compliance: ComplianceSpec = ComplianceSpec()
+    limits: LimitsSpec = LimitsSpec()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "FederationSpec":
+        ids = [p.participant_id for p in self.participants]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"participant ids must be unique; repeated: {', '.join(duplicates)}")
+        if self.training.quorum > len(self.participants):
+            raise ValueError(
+                f"training.quorum ({self.training.quorum}) exceeds the number of participants ({len(ids)})"
+            )
+        if self.crypto is not CryptoApproach.NONE:
+            raise ValueError(f"crypto approach {self.crypto.value!r} is not available yet; use 'none'")
+        return self
+
+    @property
+    def participant_ids(self) -> tuple[str, ...]:
+        return tuple(p.participant_id for p in self.participants)
+
+
+class SpecError(ValueError):
+    """A federation spec that does not validate; the message names every offending field."""
+
+
+def parse_spec(text: str) -> FederationSpec:
+    """YAML (or JSON) text → a validated spec. Goes through JSON so strict mode accepts enum names and lists."""
+    import json
+
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecError("a federation spec is a mapping of fields (federation_id, participants, model, ...)")
+    try:
+        return FederationSpec.model_validate_json(json.dumps(data, default=str))
+    except ValidationError as exc:
+        problems = [f"  {'.'.join(map(str, e['loc'])) or '<spec>'}: {e['msg']}" for e in exc.errors()]
+        raise SpecError("invalid federation spec:\n" + "\n".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Aggregation: the round state machine (collect → close on quorum + deadline → aggregate) and FedAvg."""

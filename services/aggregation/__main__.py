@@ -1,0 +1,3 @@
+from services.aggregation.bootstrap import main
+
+main()

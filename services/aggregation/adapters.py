@@ -1,0 +1,77 @@
+"""PostgreSQL adapter of the aggregation repository (tables in infra/migrations/004_aggregation.sql)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.aggregation.domain import RoundState, RoundStatus
+from services.aggregation.ports import StoredContribution
+from schemas.base import BlobRef
+
+
+class PostgresAggregationRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def open_round(self, state: RoundState) -> bool:
+        status = await self.conn.execute(
+            "INSERT INTO aggregation_rounds (federation_id, round, quorum, deadline, participants, status) "
+            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
+            state.federation_id, state.round, state.quorum, state.deadline, list(state.participants), state.status.value,
+        )
+        return status.endswith(" 1")
+
+    async def lock_round(self, federation_id: str, round_number: int) -> RoundState | None:
+        row = await self.conn.fetchrow(
+            "SELECT r.*, (SELECT count(*) FROM aggregation_contributions c "
+            "  WHERE c.federation_id = r.federation_id AND c.round = r.round) AS received "
+            "FROM aggregation_rounds r WHERE federation_id = $1 AND round = $2 FOR UPDATE",
+            federation_id, round_number,
+        )
+        if row is None:
+            return None
+        return RoundState(
+            row["federation_id"], row["round"], row["quorum"], row["deadline"], tuple(row["participants"]),
+            RoundStatus(row["status"]), row["received"],
+        )
+
+    async def add_contribution(self, federation_id: str, round_number: int, c: StoredContribution) -> bool:
+        status = await self.conn.execute(
+            "INSERT INTO aggregation_contributions (federation_id, round, participant_id, update_id, num_examples, blob) "
+            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
+            federation_id, round_number, c.participant_id, c.update_id, c.num_examples, c.blob.model_dump(mode="json"),
+        )
+        return status.endswith(" 1")
+
+    async def contributions(self, federation_id: str, round_number: int) -> list[StoredContribution]:
+        rows = await self.conn.fetch(
+            "SELECT participant_id, update_id, num_examples, blob FROM aggregation_contributions "
+            "WHERE federation_id = $1 AND round = $2 ORDER BY participant_id",
+            federation_id, round_number,
+        )
+        return [_contribution(r) for r in rows]
+
+    async def set_status(self, federation_id: str, round_number: int, status: RoundStatus, closed_by: str | None, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE aggregation_rounds SET status = $3, closed_by = $4, closed_at = $5 WHERE federation_id = $1 AND round = $2",
+            federation_id, round_number, status.value, closed_by, at,
+        )
+
+    async def due_rounds(self, now: datetime) -> list[tuple[str, int]]:
+        rows = await self.conn.fetch(
+            "SELECT federation_id, round FROM aggregation_rounds WHERE status = 'collecting' AND deadline <= $1 "
+            "ORDER BY deadline FOR UPDATE SKIP LOCKED",
+            now,
+        )
+        return [(r["federation_id"], r["round"]) for r in rows]
+
+
+def _contribution(r: asyncpg.Record) -> StoredContribution:
+    blob = BlobRef.model_validate(r["blob"], strict=False)
+    return StoredContribution(
+        update_id=UUID(str(r["update_id"])), participant_id=r["participant_id"], num_examples=r["num_examples"],
+        sha256=blob.sha256, blob=blob,
+    )

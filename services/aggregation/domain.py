@@ -1,0 +1,65 @@
+"""The round state machine, as pure decisions over plain values (no I/O, clock passed in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from schemas.events import RejectionReason
+
+
+class RoundStatus(StrEnum):
+    COLLECTING = "collecting"
+    AGGREGATED = "aggregated"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RoundState:
+    federation_id: str
+    round: int
+    quorum: int
+    deadline: datetime
+    participants: tuple[str, ...]
+    status: RoundStatus
+    received: int = 0
+
+
+@dataclass(frozen=True)
+class Close:
+    """The round closes: aggregate what arrived."""
+
+    closed_by: Literal["all_submitted", "deadline"]
+
+
+@dataclass(frozen=True)
+class Fail:
+    """The deadline passed below quorum."""
+
+    received: int
+
+
+def admit(state: RoundState | None, participant_id: str) -> RejectionReason | None:
+    """Whether a charged update may count in its round; the reason if not."""
+    if state is None:
+        return RejectionReason.UNKNOWN_ROUND
+    if state.status is not RoundStatus.COLLECTING:
+        return RejectionReason.ROUND_CLOSED
+    if participant_id not in state.participants:
+        return RejectionReason.NOT_SELECTED
+    return None
+
+
+def next_step(state: RoundState, now: datetime) -> Close | Fail | None:
+    """Close early when every selected participant has submitted; at the deadline, close on quorum or fail."""
+    if state.status is not RoundStatus.COLLECTING:
+        return None
+    if state.received >= len(state.participants):
+        return Close("all_submitted")
+    if now < state.deadline:
+        return None
+    if state.received >= state.quorum:
+        return Close("deadline")
+    return Fail(state.received)

@@ -1,0 +1,47 @@
+"""In-memory aggregation repository for unit tests of the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from services.aggregation.domain import RoundState, RoundStatus
+from services.aggregation.ports import StoredContribution
+
+
+class InMemoryAggregationRepository:
+    def __init__(self) -> None:
+        self.rounds: dict[tuple[str, int], RoundState] = {}
+        self.contributed: dict[tuple[str, int], dict[str, StoredContribution]] = {}
+
+    async def open_round(self, state: RoundState) -> bool:
+        key = (state.federation_id, state.round)
+        if key in self.rounds:
+            return False
+        self.rounds[key] = replace(state, received=0)
+        self.contributed[key] = {}
+        return True
+
+    async def lock_round(self, federation_id: str, round_number: int) -> RoundState | None:
+        state = self.rounds.get((federation_id, round_number))
+        if state is None:
+            return None
+        return replace(state, received=len(self.contributed[(federation_id, round_number)]))
+
+    async def add_contribution(self, federation_id: str, round_number: int, c: StoredContribution) -> bool:
+        bucket = self.contributed[(federation_id, round_number)]
+        if c.participant_id in bucket:
+            return False
+        bucket[c.participant_id] = c
+        return True
+
+    async def contributions(self, federation_id: str, round_number: int) -> list[StoredContribution]:
+        bucket = self.contributed.get((federation_id, round_number), {})
+        return [bucket[p] for p in sorted(bucket)]
+
+    async def set_status(self, federation_id: str, round_number: int, status: RoundStatus, closed_by: str | None, at: datetime) -> None:
+        key = (federation_id, round_number)
+        self.rounds[key] = replace(self.rounds[key], status=status)
+
+    async def due_rounds(self, now: datetime) -> list[tuple[str, int]]:
+        return [k for k, s in self.rounds.items() if s.status is RoundStatus.COLLECTING and s.deadline <= now]

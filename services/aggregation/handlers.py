@@ -1,0 +1,96 @@
+"""Thin async handlers: load the round, ask the domain, store, emit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from fedstream.messaging.transaction import Transaction
+from fedstream.storage import tensors
+from fedstream.storage.blobs import BlobStore
+from services.aggregation import domain
+from services.aggregation.domain import RoundState, RoundStatus
+from services.aggregation.fedavg import weighted_average
+from services.aggregation.ports import AggregationRepository, StoredContribution
+from schemas.base import derived_id, utcnow
+from schemas.events import (
+    Contribution,
+    PrivacyCharged,
+    RejectionReason,
+    RoundAggregated,
+    RoundFailed,
+    RoundOpened,
+    UpdateRejected,
+)
+from schemas.topics import AGGREGATION
+
+Tx = Transaction[AggregationRepository]
+
+
+class AggregationHandlers:
+    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow) -> None:
+        self.blobs, self.clock = blobs, clock
+
+    def table(self) -> dict[type, Callable]:
+        return {RoundOpened: self.on_round_opened, PrivacyCharged: self.on_charged}
+
+    async def on_round_opened(self, event: RoundOpened, tx: Tx) -> None:
+        await tx.repo.open_round(
+            RoundState(event.federation_id, event.round, event.quorum, event.deadline, event.participants, RoundStatus.COLLECTING)
+        )
+
+    async def on_charged(self, event: PrivacyCharged, tx: Tx) -> None:
+        state = await tx.repo.lock_round(event.federation_id, event.round)
+        refusal = domain.admit(state, event.participant_id)
+        if refusal is None:
+            contribution = StoredContribution(
+                update_id=event.update_id, participant_id=event.participant_id, num_examples=event.num_examples,
+                sha256=event.update.sha256, blob=event.update,
+            )
+            if await tx.repo.add_contribution(event.federation_id, event.round, contribution):
+                await self.advance(event.federation_id, event.round, tx)
+                return
+            refusal = RejectionReason.DUPLICATE
+        tx.emit(
+            UpdateRejected(
+                source=AGGREGATION, federation_id=event.federation_id, update_id=event.update_id,
+                participant_id=event.participant_id, round=event.round, reason=refusal,
+                detail=f"aggregation did not count this update: {refusal.value}",
+            )
+        )
+
+    async def advance(self, federation_id: str, round_number: int, tx: Tx) -> None:
+        """Close, aggregate or fail the (locked) round if its state calls for it."""
+        state = await tx.repo.lock_round(federation_id, round_number)
+        step = domain.next_step(state, self.clock()) if state else None
+        if isinstance(step, domain.Close):
+            await self._aggregate(state, step, tx)
+        elif isinstance(step, domain.Fail):
+            await tx.repo.set_status(federation_id, round_number, RoundStatus.FAILED, None, self.clock())
+            tx.emit(
+                RoundFailed(
+                    event_id=derived_id(federation_id, round_number, "failed"), source=AGGREGATION,
+                    federation_id=federation_id, round=round_number, reason="quorum_not_met",
+                    received=step.received, quorum=state.quorum,
+                )
+            )
+
+    async def _aggregate(self, state: RoundState, step: domain.Close, tx: Tx) -> None:
+        counted = await tx.repo.contributions(state.federation_id, state.round)
+        updates = [tensors.from_bytes(await self.blobs.get(c.blob)) for c in counted]
+        aggregate = weighted_average(updates, [c.num_examples for c in counted])
+        ref = await self.blobs.put(tensors.to_bytes(aggregate))
+        await tx.repo.set_status(state.federation_id, state.round, RoundStatus.AGGREGATED, step.closed_by, self.clock())
+        tx.emit(
+            RoundAggregated(
+                event_id=derived_id(state.federation_id, state.round, "aggregated"), source=AGGREGATION,
+                federation_id=state.federation_id, round=state.round, aggregate=ref, closed_by=step.closed_by,
+                contributions=tuple(Contribution(**c.model_dump(exclude={"blob"})) for c in counted),
+            )
+        )
+
+    async def close_due_rounds(self, transactions) -> None:  # noqa: ANN001 - a Transactions[AggregationRepository]
+        """Timer: rounds whose deadline passed are closed on quorum or failed."""
+        async with transactions.begin() as tx:
+            for federation_id, round_number in await tx.repo.due_rounds(self.clock()):
+                await self.advance(federation_id, round_number, tx)

@@ -1,0 +1,3 @@
+from services.compliance.bootstrap import main
+
+main()

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from typing import Protocol
+
+from services.compliance.domain import AuditRow
+
+
+class AuditRepository(Protocol):
+    async def lock_head(self) -> AuditRow | None:
+        """The last row, with appends serialised until this transaction ends."""
+
+    async def contains(self, event_id: object) -> bool: ...
+
+    async def append(self, row: AuditRow) -> None: ...

@@ -1,0 +1,1 @@
+"""Ingestion: admits or rejects every submitted update, with a machine-readable reason."""

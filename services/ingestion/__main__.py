@@ -1,0 +1,3 @@
+from services.ingestion.bootstrap import main
+
+main()

@@ -1,0 +1,117 @@
+"""Ingestion's thin handlers: keep admission state current, admit or reject each submission."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from fedstream.messaging.transaction import Transaction
+from fedstream.storage.blobs import BlobError, BlobStore
+from fedstream.storage.coordination import Coordination
+from services.ingestion import domain
+from services.ingestion.domain import FederationView, Rejection, RoundView
+from services.ingestion.ports import AdmissionRepository
+from schemas.base import utcnow
+from schemas.events import (
+    FederationCompleted,
+    FederationCreated,
+    ParticipantHeartbeat,
+    RoundAggregated,
+    RoundFailed,
+    RoundOpened,
+    UpdateAccepted,
+    UpdateRejected,
+    UpdateSubmitted,
+)
+from schemas.topics import INGESTION
+
+Tx = Transaction[AdmissionRepository]
+
+
+class IngestionHandlers:
+    def __init__(self, blobs: BlobStore, coordination: Coordination, clock: Callable[[], datetime] = utcnow) -> None:
+        self.blobs, self.coordination, self.clock = blobs, coordination, clock
+
+    def table(self) -> dict[type, Callable]:
+        return {
+            FederationCreated: self.on_federation_created,
+            RoundOpened: self.on_round_opened,
+            RoundAggregated: self.on_round_closed,
+            RoundFailed: self.on_round_closed,
+            FederationCompleted: self.on_federation_completed,
+            UpdateSubmitted: self.on_submitted,
+            ParticipantHeartbeat: self.on_heartbeat,
+        }
+
+    async def on_federation_created(self, event: FederationCreated, tx: Tx) -> None:
+        spec = event.spec
+        await tx.repo.save_federation(
+            FederationView(spec.federation_id, frozenset(spec.participant_ids), event.params, spec.limits.max_update_bytes)
+        )
+
+    async def on_round_opened(self, event: RoundOpened, tx: Tx) -> None:
+        view = RoundView(event.federation_id, event.round, frozenset(event.participants), event.deadline, open=True)
+        await tx.repo.open_round(view)
+        await self._cache(view)
+
+    async def on_round_closed(self, event: RoundAggregated | RoundFailed, tx: Tx) -> None:
+        await tx.repo.close_round(event.federation_id, event.round)
+        current = await tx.repo.current_round(event.federation_id)
+        if current is not None:
+            await self._cache(current)
+
+    async def on_federation_completed(self, event: FederationCompleted, tx: Tx) -> None:
+        await tx.repo.close_federation(event.federation_id)
+        current = await tx.repo.current_round(event.federation_id)
+        if current is not None:
+            await self._cache(current)
+
+    async def on_heartbeat(self, event: ParticipantHeartbeat, tx: Tx) -> None:
+        if await tx.repo.federation(event.federation_id) is not None:
+            await self.coordination.record_heartbeat(event.federation_id, event.participant_id, event.ttl_s)
+
+    async def on_submitted(self, event: UpdateSubmitted, tx: Tx) -> None:
+        rejection = await self._admission_check(event, tx)
+        if rejection is None and not await tx.repo.admit(event.federation_id, event.round, event.participant_id, event.update_id):
+            rejection = Rejection(domain.RejectionReason.DUPLICATE, "an update from this participant was already admitted")
+        if rejection is not None:
+            tx.emit(
+                UpdateRejected(
+                    source=INGESTION, federation_id=event.federation_id, update_id=event.update_id,
+                    participant_id=event.participant_id, round=event.round, reason=rejection.reason, detail=rejection.detail,
+                )
+            )
+            return
+        tx.emit(
+            UpdateAccepted(
+                source=INGESTION, federation_id=event.federation_id, update_id=event.update_id,
+                participant_id=event.participant_id, round=event.round, update=event.update,
+                num_examples=event.num_examples, train_loss=event.train_loss,
+            )
+        )
+
+    async def _admission_check(self, event: UpdateSubmitted, tx: Tx) -> Rejection | None:
+        federation = await tx.repo.federation(event.federation_id)
+        current = await self._current_round(event.federation_id, tx)
+        admitted = await tx.repo.is_admitted(event.federation_id, event.round, event.participant_id)
+        rejection = domain.check_envelope(event, federation, current, admitted, self.clock())
+        if rejection is not None or federation is None:
+            return rejection
+        try:
+            payload = await self.blobs.get(event.update)
+        except BlobError as exc:
+            return domain.blob_failure(exc)
+        return domain.check_tensors(payload, federation.params)
+
+    async def _current_round(self, federation_id: str, tx: Tx) -> RoundView | None:
+        """Redis first (the hot path); PostgreSQL is the truth when the cache is cold or was flushed."""
+        cached = await self.coordination.cached_round(federation_id)
+        if cached is not None:
+            return RoundView.from_cache(federation_id, cached)
+        current = await tx.repo.current_round(federation_id)
+        if current is not None:
+            await self._cache(current)
+        return current
+
+    async def _cache(self, view: RoundView) -> None:
+        await self.coordination.cache_round(view.federation_id, view.as_cache(), ttl_s=3600)

@@ -1,0 +1,3 @@
+from services.privacy_accounting.bootstrap import main
+
+main()
