@@ -14,6 +14,16 @@ from fedstream.storage.coordination import RedisCoordination
 
 console = Console()
 audit_app = typer.Typer(help="The hash-chained audit trail.")
+views_app = typer.Typer(help="The registry's read views, materialised from the event stream.")
+
+
+@views_app.command("replay")
+def views_replay(database_url: str = typer.Option(..., help="an empty database to rebuild the views into")) -> None:
+    """Replay every topic into DATABASE_URL's views (the same projections the registry applies live)."""
+    from services.registry.replay import replay_views
+
+    count = asyncio.run(replay_views(StackSettings().resolved().kafka_bootstrap_servers, database_url))
+    console.print(f"[green]projected {count} events[/] into {database_url}")
 
 
 def status(federation_id: str | None = typer.Option(None, "--federation", help="default: the most recent")) -> None:

@@ -1,0 +1,127 @@
+"""Helpers for integration tests on the real stack: watch topics, wait on consumer groups, submit updates.
+
+Waiting is always on a condition observed in Kafka or PostgreSQL, with a deadline — never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from uuid import uuid4
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from fedstream.messaging.codec import MalformedMessage, Record, decode, encode
+from fedstream.messaging.consumer import to_record
+from fedstream.messaging.kafka import make_producer, send_records
+from fedstream.settings import Endpoints
+from fedstream.storage import tensors
+from fedstream.storage.blobs import open_blob_store
+from schemas import events as ev
+from schemas.topics import ALL_TOPICS, DEAD_LETTER, SUBMISSIONS, Topic, topic_for
+
+
+class TopicLog:
+    """Reads topics from the beginning (no consumer group) and keeps every record of one federation."""
+
+    def __init__(self, endpoints: Endpoints, federation_id: str, topics: tuple[Topic, ...] = ALL_TOPICS) -> None:
+        self.endpoints, self.federation_id, self.topics = endpoints, federation_id, topics
+        self.records: list[Record] = []
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> "TopicLog":
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.endpoints.kafka_bootstrap_servers, enable_auto_commit=False)
+        await self.consumer.start()
+        partitions = [TopicPartition(t.name, p) for t in self.topics for p in range(t.partitions)]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_beginning(*partitions)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    def events(self, kind: type | None = None) -> list[ev.Event]:
+        out = []
+        for r in self.records:
+            if r.topic == DEAD_LETTER.name:
+                continue
+            try:
+                e = decode(r)
+            except MalformedMessage:
+                continue
+            if kind is None or isinstance(e, kind):
+                out.append(e)
+        return out
+
+    async def wait_for(self, predicate: Callable[["TopicLog"], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                kinds = sorted({type(e).__name__ for e in self.events()})
+                raise TimeoutError(f"condition not met within {timeout}s; events seen: {kinds}")
+            batches = await self.consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                self.records += [to_record(m) for m in messages if m.key == self.federation_id.encode()]
+
+    async def wait_event(self, kind: type, predicate: Callable[[ev.Event], bool] = lambda e: True, timeout: float = 60) -> ev.Event:
+        await self.wait_for(lambda log: any(predicate(e) for e in log.events(kind)), timeout)
+        return next(e for e in self.events(kind) if predicate(e))
+
+
+async def wait_caught_up(endpoints: Endpoints, group: str, topics: tuple[Topic, ...], timeout: float = 60) -> None:
+    """Until the consumer group has committed offsets at the end of every partition of ``topics``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap_servers)
+    probe = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap_servers)
+    await admin.start()
+    await probe.start()
+    try:
+        partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
+        ends = await probe.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = {tp: end for tp, end in ends.items() if end > 0 and (committed.get(tp) is None or committed[tp].offset < end)}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{group} still behind on {sorted(map(str, behind))}")
+            await asyncio.sleep(0.1)  # polling a condition in Kafka, bounded by the deadline
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+class Submitter:
+    """Acts as participants: puts tensors in the blob store and publishes submissions (or raw bytes)."""
+
+    def __init__(self, endpoints: Endpoints, federation_id: str) -> None:
+        self.endpoints, self.federation_id = endpoints, federation_id
+        self.blobs = open_blob_store(endpoints.blob_store_url)
+        self.producer = make_producer(endpoints, "test-submitter")
+
+    async def __aenter__(self) -> "Submitter":
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def submit(self, participant: str, round_number: int, weights=None, payload: bytes | None = None,
+                     ref: ev.BlobRef | None = None, num_examples: int = 10) -> ev.UpdateSubmitted:
+        if ref is None:
+            ref = await self.blobs.put(payload if payload is not None else tensors.to_bytes(weights))
+        event = ev.UpdateSubmitted(
+            source=f"participant/{participant}", federation_id=self.federation_id, update_id=uuid4(),
+            participant_id=participant, round=round_number, base_model_version=0, update=ref,
+            num_examples=num_examples, train_loss=0.5,
+        )
+        await self.publish(event)
+        return event
+
+    async def publish(self, event: ev.Event) -> None:
+        await send_records(self.producer, [encode(event, topic_for(type(event)).name)])
+
+    async def publish_raw(self, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await send_records(self.producer, [Record(SUBMISSIONS.name, self.federation_id.encode(), value, headers)])
