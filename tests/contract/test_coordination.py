@@ -1,0 +1,51 @@
+"""One contract for the Redis coordination port: the fake and the real Redis behave alike."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+import redis.asyncio as aioredis
+
+from fedstream.storage.coordination import InMemoryCoordination, RedisCoordination
+
+
+class Clock:
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["fake", "redis"])
+async def coordination(request, infra):
+    clock = Clock()
+    if request.param == "fake":
+        yield InMemoryCoordination(clock), clock
+        return
+    client = aioredis.from_url(infra.endpoints.redis_url)
+    yield RedisCoordination(client, clock), clock
+    await client.aclose()
+
+
+async def test_a_heartbeat_keeps_a_participant_live_until_its_ttl(coordination):
+    c, clock = coordination
+    f = f"contract-{uuid4().hex[:8]}"  # keys of its own: the suite shares one Redis with running services
+    await c.record_heartbeat(f, "a", ttl_s=10)
+    await c.record_heartbeat(f, "b", ttl_s=30)
+    assert await c.live_participants(f) == {"a", "b"}
+    clock.now += 15
+    assert await c.live_participants(f) == {"b"}
+    await c.record_heartbeat(f, "a", ttl_s=10)
+    assert await c.live_participants(f) == {"a", "b"}
+    assert await c.live_participants("other") == set()
+
+
+async def test_round_cache_round_trips_and_misses_cleanly(coordination):
+    c, _ = coordination
+    f = f"contract-{uuid4().hex[:8]}"
+    assert await c.cached_round(f) is None
+    state = {"round": 3, "participants": ["a", "b"], "deadline": "2026-01-01T00:00:00+00:00", "open": True}
+    await c.cache_round(f, state, ttl_s=60)
+    assert await c.cached_round(f) == state
