@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 from uuid import UUID, uuid4, uuid5
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 # Opaque identifiers only: no patient or person data may ever be an id (they end up in keys and logs).
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
@@ -27,7 +27,8 @@ def utcnow() -> datetime:
 class Frozen(BaseModel):
     """Base for every value that crosses a process boundary."""
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+    # allow_inf_nan=False: NaN/inf would silently become null in JSON; refuse them when the value is made.
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", allow_inf_nan=False)
 
 
 class BlobRef(Frozen):
@@ -62,7 +63,7 @@ class Event(Frozen):
 
     event_id: UUID = Field(default_factory=uuid4)
     source: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    time: datetime = Field(default_factory=utcnow)
+    time: AwareDatetime = Field(default_factory=utcnow)
     schema_version: int = 1
     federation_id: Identifier
 

@@ -7,12 +7,11 @@ consumers dispatch on the class, never on a string.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from schemas.base import BlobRef, Event, Frozen, Identifier, ParamSpec, RoundNumber, Sha256Hex
 from schemas.federation import FederationSpec
@@ -45,7 +44,7 @@ class RoundOpened(Event):
     global_model: BlobRef
     participants: tuple[Identifier, ...]
     quorum: int = Field(ge=1)
-    deadline: datetime
+    deadline: AwareDatetime
     local_epochs: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
     batch_size: int = Field(ge=1)

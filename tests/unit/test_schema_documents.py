@@ -208,6 +208,19 @@ def test_messages_declare_the_headers_and_key_the_codec_writes(asyncapi: dict[st
         Draft7Validator(message["bindings"]["kafka"]["key"]).validate(record.key.decode())
 
 
+def test_dead_letter_message_declares_the_headers_the_consumer_adds(asyncapi: dict[str, Any]) -> None:
+    from fedstream.messaging.transaction import Transaction
+
+    original = codec.encode(_samples()[0], "fedstream.rounds")
+    tx: Transaction[None] = Transaction(repo=None, consumer="registry")
+    tx.dead_letter(original, ValueError("boom"), attempts=3)
+    (dead,) = tx.outgoing
+    added = {name for name, _ in dead.headers} - {name for name, _ in original.headers}
+    declared = asyncapi["components"]["messages"][generate.DEAD_LETTER_MESSAGE]["headers"]["properties"]
+    assert added == set(declared)
+    assert _resolve(asyncapi, "#/channels/deadletter")["address"] == dead.topic
+
+
 def test_payload_schemas_validate_real_events(asyncapi: dict[str, Any]) -> None:
     # The payloads live under components/schemas with rewritten refs; check the rewrite kept them usable.
     for event in _samples():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -130,7 +131,9 @@ class EventConsumer:
         backoff = self.retry.initial_backoff_s
         while True:
             try:
+                started = time.perf_counter()
                 self.handled += await self.processor.process(records)
+                log.debug("batch of %d from %s in %.1f ms", len(records), tp, (time.perf_counter() - started) * 1000)
                 break
             except TRANSIENT_ERRORS as exc:
                 log.warning("transient error on %s: %s; retrying the batch in %.1fs", tp, exc, backoff)

@@ -1,0 +1,280 @@
+"""Generated contract documents: one JSON Schema per message, and one AsyncAPI 3.0 document.
+
+Both are derived from the pydantic models and the topic table, never written by hand, so they cannot
+drift from the code; the committed copies exist for people and tools outside Python (schema
+registries, AsyncAPI viewers, other languages' code generators). A unit test fails when they are
+stale. Regenerate with::
+
+    python -m schemas.generate
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic.json_schema import models_json_schema
+
+from schemas.base import Event
+from schemas.topics import ALL_TOPICS, Topic
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+ASYNCAPI_VERSION = "3.0.0"
+KAFKA_BINDING_VERSION = "0.5.0"
+JSON_SCHEMA_DIR = Path("schemas") / "jsonschema"
+ASYNCAPI_FILE = Path("schemas") / "asyncapi.yaml"
+
+# What fedstream.messaging.codec writes; the schema package must not import the messaging library (the
+# dependency runs the other way), so tests/unit/test_schema_documents.py checks the two agree.
+CE_SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"  # schemas.base.Identifier: the federation id
+DEAD_LETTER_MESSAGE = "DeadLetter"
+# Added by fedstream.messaging.transaction.Transaction.dead_letter to the original record's headers.
+DEAD_LETTER_HEADERS = {
+    "x-fedstream-error": "The error that made the record unprocessable.",
+    "x-fedstream-error-class": "The exception class of that error.",
+    "x-fedstream-consumer": "The service whose consumer gave up on the record.",
+    "x-fedstream-original-topic": "The topic the record was read from.",
+    "x-fedstream-attempts": "How many times the handler was tried (decimal).",
+}
+
+
+def dataschema_uri(event_type: type[Event]) -> str:
+    """The CloudEvents ``dataschema`` of a type; also the ``$id`` of its JSON Schema."""
+    return f"urn:fedstream:schema:{event_type.TYPE}"
+
+
+def message_classes() -> tuple[type[Event], ...]:
+    """Every event and command, in topic-table order (the order the documents list them in)."""
+    return tuple(m for topic in ALL_TOPICS for m in topic.messages)
+
+
+def schema_file_name(event_type: type[Event]) -> str:
+    return f"{event_type.TYPE}.json"
+
+
+# --- JSON Schema ---------------------------------------------------------------------------------
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """File name → a self-contained Draft 2020-12 schema of what a consumer accepts for that type."""
+    return {schema_file_name(cls): _json_schema(cls) for cls in message_classes()}
+
+
+def _json_schema(cls: type[Event]) -> dict[str, Any]:
+    schema = cls.model_json_schema(mode="validation")
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": dataschema_uri(cls),
+        **schema,
+        "title": cls.__name__,
+        "x-cloudevents-type": cls.TYPE,
+    }
+
+
+# --- AsyncAPI ------------------------------------------------------------------------------------
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """One AsyncAPI 3.0.0 document: every topic as a channel, with its messages and who sends/receives."""
+    components_schemas = _component_schemas()
+    document: dict[str, Any] = {
+        "asyncapi": ASYNCAPI_VERSION,
+        "info": _info(),
+        "defaultContentType": CONTENT_TYPE,
+        "servers": _servers(),
+        "channels": {channel_id(t): _channel(t) for t in ALL_TOPICS},
+        "operations": _operations(),
+        "components": {"schemas": components_schemas, "messages": _component_messages()},
+    }
+    # A JSON round trip gives every node its own object, so the YAML has no anchors/aliases, and proves
+    # the document is plain JSON data.
+    return json.loads(json.dumps(document))
+
+
+def channel_id(topic: Topic) -> str:
+    """``fedstream.rounds`` → ``rounds``: a readable key that needs no escaping in a $ref."""
+    return topic.name.removeprefix("fedstream.")
+
+
+def message_name(cls: type[Event]) -> str:
+    return cls.__name__
+
+
+def _channel_messages(topic: Topic) -> list[str]:
+    names = [message_name(m) for m in topic.messages]
+    return names or [DEAD_LETTER_MESSAGE]  # the dead-letter topic carries raw records, not one schema
+
+
+def _info() -> dict[str, Any]:
+    return {
+        "title": "fedstream event backbone",
+        "version": _project_version(),
+        "description": (
+            "Every message fedstream's six services and its participants exchange over Kafka. Messages are "
+            "CloudEvents 1.0 in binary mode: attributes in ce_* headers, the JSON event as the value, the "
+            "federation id as the key (so one federation's events stay in order within a partition). "
+            "Generated by `python -m schemas.generate`; do not edit."
+        ),
+    }
+
+
+def _project_version() -> str:
+    try:
+        return version("fedstream")
+    except PackageNotFoundError:  # run from a bare checkout: the document still generates
+        return "0.0.0"
+
+
+def _servers() -> dict[str, Any]:
+    return {
+        "compose": {
+            "host": "kafka:9092",
+            "protocol": "kafka",
+            "description": "The broker of docker-compose.yml; set FEDSTREAM_KAFKA_BOOTSTRAP_SERVERS for any other.",
+        }
+    }
+
+
+def _channel(topic: Topic) -> dict[str, Any]:
+    return {
+        "address": topic.name,
+        "title": topic.name,
+        "description": topic.description,
+        "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in _channel_messages(topic)},
+        "bindings": {
+            "kafka": {"topic": topic.name, "partitions": topic.partitions, "bindingVersion": KAFKA_BINDING_VERSION}
+        },
+        "x-producers": list(topic.producers),
+        "x-consumers": list(topic.consumers),
+    }
+
+
+def operation_id(role: str, action: str, topic: Topic) -> str:
+    return f"{role}.{action}.{channel_id(topic)}"
+
+
+def _operations() -> dict[str, Any]:
+    operations: dict[str, Any] = {}
+    for topic in ALL_TOPICS:
+        for role in topic.producers:
+            operations[operation_id(role, "send", topic)] = _operation(role, "send", topic)
+        for role in topic.consumers:
+            operations[operation_id(role, "receive", topic)] = _operation(role, "receive", topic)
+    return operations
+
+
+def _operation(role: str, action: str, topic: Topic) -> dict[str, Any]:
+    cid = channel_id(topic)
+    verb = "publishes to" if action == "send" else "consumes"
+    return {
+        "action": action,
+        "channel": {"$ref": f"#/channels/{cid}"},
+        "summary": f"{role} {verb} {topic.name}.",
+        "messages": [{"$ref": f"#/channels/{cid}/messages/{name}"} for name in _channel_messages(topic)],
+        "x-role": role,
+    }
+
+
+def _component_schemas() -> dict[str, Any]:
+    """All payload models and everything they reference, once, under components/schemas."""
+    _, top = models_json_schema(
+        [(cls, "validation") for cls in message_classes()], ref_template="#/components/schemas/{model}"
+    )
+    return top["$defs"]
+
+
+def _component_messages() -> dict[str, Any]:
+    messages = {message_name(cls): _message(cls) for cls in message_classes()}
+    messages[DEAD_LETTER_MESSAGE] = _dead_letter_message()
+    return messages
+
+
+def _message(cls: type[Event]) -> dict[str, Any]:
+    return {
+        "name": message_name(cls),
+        "title": cls.__name__,
+        "summary": _summary(cls),
+        "contentType": CONTENT_TYPE,
+        "headers": _cloudevents_headers(cls),
+        "payload": {"$ref": f"#/components/schemas/{message_name(cls)}"},
+        "bindings": {"kafka": {"key": _key_schema(), "bindingVersion": KAFKA_BINDING_VERSION}},
+        "x-cloudevents-type": cls.TYPE,
+        "x-jsonschema": f"jsonschema/{schema_file_name(cls)}",
+    }
+
+
+def _summary(cls: type[Event]) -> str:
+    """The docstring's first paragraph on one line; classes without one get their CloudEvents type."""
+    paragraph = (cls.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split()) or f"CloudEvents type {cls.TYPE}."
+
+
+def _key_schema() -> dict[str, Any]:
+    return {"type": "string", "pattern": KEY_PATTERN, "description": "The federation id (UTF-8)."}
+
+
+def _cloudevents_headers(cls: type[Event]) -> dict[str, Any]:
+    """CloudEvents binary-mode Kafka headers (UTF-8 values), exactly the set the codec writes."""
+    text = {"type": "string"}
+    properties = {
+        "ce_specversion": {"const": CE_SPEC_VERSION, "description": "CloudEvents spec version."},
+        "ce_id": {**text, "format": "uuid", "description": "Equals the payload's event_id."},
+        "ce_type": {"const": cls.TYPE, "description": "CloudEvents type; selects the payload schema."},
+        "ce_source": {**text, "pattern": "^/fedstream/", "description": "/fedstream/<payload source>."},
+        "ce_time": {**text, "format": "date-time", "description": "Equals the payload's time."},
+        "ce_subject": {**text, "description": "<federation id>, or <federation id>/round/<n> for round events."},
+        "ce_dataschema": {"const": dataschema_uri(cls), "description": "$id of the payload's JSON Schema."},
+        "content-type": {"const": CONTENT_TYPE},
+        "traceparent": {**text, "pattern": TRACEPARENT_PATTERN, "description": "W3C trace context."},
+    }
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _dead_letter_message() -> dict[str, Any]:
+    extra = {name: {"type": "string", "description": text} for name, text in DEAD_LETTER_HEADERS.items()}
+    return {
+        "name": DEAD_LETTER_MESSAGE,
+        "title": "Dead letter",
+        "summary": "A record no consumer could process, byte for byte, with the error in headers.",
+        "description": "Key, value and original headers (usually CloudEvents ce_*) are kept unchanged.",
+        "contentType": "application/octet-stream",
+        "headers": {"type": "object", "properties": extra, "required": list(extra)},
+        "payload": {"description": "The original record value, unchanged (it may not be valid JSON)."},
+    }
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def rendered_files() -> dict[Path, str]:
+    """Relative path → exact file content; ``write_all`` writes these and the staleness test compares them."""
+    files = {JSON_SCHEMA_DIR / name: _json_text(schema) for name, schema in json_schemas().items()}
+    files[ASYNCAPI_FILE] = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True, width=100)
+    return files
+
+
+def _json_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_all(root: Path) -> list[Path]:
+    """Write every document under ``root`` (the repository root); drop schemas of types that are gone."""
+    files = rendered_files()
+    schema_dir = root / JSON_SCHEMA_DIR
+    schema_dir.mkdir(parents=True, exist_ok=True)
+    for stale in set(schema_dir.glob("*.json")) - {root / p for p in files}:
+        stale.unlink()
+    for relative, text in files.items():
+        (root / relative).write_text(text, encoding="utf-8")
+    return sorted(root / p for p in files)
+
+
+if __name__ == "__main__":
+    for written in write_all(Path(__file__).resolve().parents[1]):
+        print(written)

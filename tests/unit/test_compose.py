@@ -1,0 +1,228 @@
+"""docker-compose.yml and the Dockerfile agree with the code (Docker itself is not needed to check this)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import tomllib
+import typer
+import yaml
+
+from fedstream.cli.main import app
+from fedstream.settings import ServiceSettings, StackSettings
+from fedstream.supervisor import module_of
+from schemas.topics import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICE_DEFS: dict[str, dict[str, Any]] = COMPOSE["services"]
+INFRA = ("kafka", "postgres", "redis")
+
+
+def _bootstrap(name: str) -> ModuleType:
+    return importlib.import_module(f"{module_of(name)}.bootstrap")
+
+
+def _settings_class(name: str) -> type[ServiceSettings]:
+    module = _bootstrap(name)
+    own = [
+        c for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, ServiceSettings) and c.__module__ == module.__name__
+    ]
+    assert len(own) == 1, f"{module.__name__} should define exactly one settings class, found {own}"
+    return own[0]
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # the KEY=VALUE list form
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+# --- the six services ------------------------------------------------------------------------------
+
+
+def test_the_six_services_and_only_infrastructure_besides() -> None:
+    assert set(SERVICES) <= set(SERVICE_DEFS)
+    assert set(SERVICE_DEFS) - set(SERVICES) == set(INFRA)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_runs_itself_through_the_cli(name: str) -> None:
+    service = SERVICE_DEFS[name]
+    assert service["command"] == ["service", name]
+    # What `fedstream service <name>` accepts and then runs.
+    assert "service" in typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert callable(_bootstrap(name).main)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_env_vars_are_settings_fields(name: str) -> None:
+    settings_class = _settings_class(name)
+    own_prefix = settings_class.model_config["env_prefix"]
+    shared = {f"FEDSTREAM_{f}".upper() for f in StackSettings.model_fields}
+    own = {f"{own_prefix}{f}".upper() for f in settings_class.model_fields}
+    env = _env(SERVICE_DEFS[name])
+    assert env, f"{name} sets no environment"
+    unknown = set(env) - shared - own
+    assert not unknown, f"{name} sets {sorted(unknown)}, which no settings field reads (typo?)"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_settings_resolve_from_the_compose_env(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for key in [k for k in os.environ if k.startswith("FEDSTREAM_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("FEDSTREAM_STATE_DIR", str(tmp_path))  # no endpoints file from a local stack can leak in
+    env = _env(SERVICE_DEFS[name])
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    endpoints = _settings_class(name).load().resolved()
+    assert endpoints.kafka_bootstrap_servers == env["FEDSTREAM_KAFKA_BOOTSTRAP_SERVERS"]
+    assert endpoints.database_url == env["FEDSTREAM_DATABASE_URL"]
+    assert endpoints.redis_url == env["FEDSTREAM_REDIS_URL"]
+    assert endpoints.blob_store_url == env["FEDSTREAM_BLOB_STORE_URL"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_env_urls_point_at_compose_services(name: str) -> None:
+    env = _env(SERVICE_DEFS[name])
+    kafka_hosts = [server.rsplit(":", 1)[0] for server in env["FEDSTREAM_KAFKA_BOOTSTRAP_SERVERS"].split(",")]
+    hosts = kafka_hosts + [urlparse(env[k]).hostname for k in ("FEDSTREAM_DATABASE_URL", "FEDSTREAM_REDIS_URL")]
+    for host in hosts:
+        assert host in SERVICE_DEFS, f"{name} points at {host!r}, which the compose file does not define"
+
+
+def test_kafka_bootstrap_is_an_advertised_internal_listener() -> None:
+    bootstrap = _env(SERVICE_DEFS[SERVICES[0]])["FEDSTREAM_KAFKA_BOOTSTRAP_SERVERS"]
+    advertised = _env(SERVICE_DEFS["kafka"])["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert any(listener.endswith(f"://{bootstrap}") for listener in advertised), advertised
+
+
+def test_database_url_matches_the_postgres_container() -> None:
+    url = urlparse(_env(SERVICE_DEFS[SERVICES[0]])["FEDSTREAM_DATABASE_URL"])
+    pg = _env(SERVICE_DEFS["postgres"])
+    assert (url.username, url.password, url.path.lstrip("/")) == (
+        pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"],
+    )
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_blob_store_is_the_shared_volume(name: str) -> None:
+    service = SERVICE_DEFS[name]
+    blob_path = urlparse(_env(service)["FEDSTREAM_BLOB_STORE_URL"]).path
+    mounts = {target: source for source, target in (v.split(":")[:2] for v in service["volumes"])}
+    assert mounts.get(blob_path) == "blobs", f"{name} must mount the shared 'blobs' volume at {blob_path}"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_wait_for_healthy_infrastructure_and_restart(name: str) -> None:
+    service = SERVICE_DEFS[name]
+    assert service["restart"] == "unless-stopped"
+    assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == dict.fromkeys(
+        INFRA, "service_healthy"
+    )
+
+
+# --- the compose file as a whole -------------------------------------------------------------------
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    deps = service.get("depends_on") or {}
+    return dict.fromkeys(deps, {}) if isinstance(deps, list) else deps
+
+
+def test_every_depends_on_target_exists_and_healthchecks_when_waited_on() -> None:
+    for name, service in SERVICE_DEFS.items():
+        for dep, spec in _depends_on(service).items():
+            assert dep in SERVICE_DEFS, f"{name} depends on undefined {dep!r}"
+            if spec.get("condition") == "service_healthy":
+                assert "healthcheck" in SERVICE_DEFS[dep], f"{name} waits for {dep} to be healthy; it has no healthcheck"
+
+
+def _volume_sources() -> list[tuple[str, str]]:
+    return [
+        (name, str(v["source"] if isinstance(v, dict) else v.split(":")[0]))
+        for name, service in SERVICE_DEFS.items()
+        for v in service.get("volumes", [])
+    ]
+
+
+def test_bind_mounts_exist_and_named_volumes_are_declared() -> None:
+    declared = set(COMPOSE.get("volumes") or {})
+    for name, source in _volume_sources():
+        if source.startswith((".", "/", "~")):
+            assert (ROOT / source).exists(), f"{name} bind-mounts {source}, which is not in the repo"
+        else:
+            assert source in declared, f"{name} uses volume {source!r}, not declared under top-level volumes"
+
+
+def test_build_context_has_the_dockerfile() -> None:
+    builds = [s["build"] for s in SERVICE_DEFS.values() if "build" in s]
+    assert builds, "the services must be built from the repo's Dockerfile"
+    for build in builds:
+        context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+        dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+        assert (context / dockerfile).is_file()
+
+
+def test_kafka_runs_kraft_without_zookeeper() -> None:
+    assert not any("zookeeper" in (s.get("image", "") + name).lower() for name, s in SERVICE_DEFS.items())
+    kafka = _env(SERVICE_DEFS["kafka"])
+    assert set(kafka["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert not any("ZOOKEEPER" in key for key in kafka)
+    node_id = kafka["KAFKA_NODE_ID"]
+    assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{node_id}@")
+    # Topics come from schemas/topics.py with their partition counts; auto-creation would hide typos.
+    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert SERVICE_DEFS["kafka"]["image"].startswith("apache/kafka:")
+
+
+def test_infrastructure_has_healthchecks() -> None:
+    for name in INFRA:
+        assert SERVICE_DEFS[name]["healthcheck"]["test"], name
+
+
+# --- the Dockerfile --------------------------------------------------------------------------------
+
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def _instructions(keyword: str) -> list[str]:
+    joined = DOCKERFILE.replace("\\\n", " ")
+    return [line.split(None, 1)[1] for line in joined.splitlines() if line.upper().startswith(keyword + " ")]
+
+
+def test_dockerfile_copies_only_paths_that_exist() -> None:
+    for copy in _instructions("COPY"):
+        *sources, _ = copy.split()
+        for source in sources:
+            if not any(ch in source for ch in "*?["):  # globs may legitimately match nothing
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repo"
+
+
+def test_dockerfile_runs_the_cli_as_a_non_root_user() -> None:
+    assert _instructions("ENTRYPOINT") == ['["fedstream"]']
+    users = _instructions("USER")
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_dockerfile_installs_the_torch_version_the_project_pins() -> None:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = next(d for d in deps if re.match(r"torch\s*==", d)).replace(" ", "")
+    assert any(pinned in run.replace(" ", "") for run in _instructions("RUN")), f"Dockerfile should install {pinned}"
+
+
+def test_dockerfile_prepares_the_blob_mount_point() -> None:
+    blob_path = urlparse(_env(SERVICE_DEFS[SERVICES[0]])["FEDSTREAM_BLOB_STORE_URL"]).path
+    assert any(blob_path in run for run in _instructions("RUN")), "the volume would be root-owned"
