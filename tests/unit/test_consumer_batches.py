@@ -4,7 +4,7 @@ from uuid import uuid4
 
 import pytest
 
-from fedstream.messaging.codec import Record, encode
+from fedstream.messaging.codec import Record, decode, encode
 from fedstream.messaging.consumer import BatchProcessor, Dispatcher, RetryPolicy
 from fedstream.messaging.transaction import InMemoryTransactions
 from schemas import events as ev
@@ -77,3 +77,24 @@ async def test_events_without_a_handler_are_skipped():
                                  update=ev.BlobRef(uri="memory://x", sha256="0" * 64, size=1), num_examples=1, train_loss=0.1)
     assert await proc.process([encode(accepted, ADMISSIONS.name)]) == 0
     assert txs.published == []
+
+
+async def test_a_poison_message_mid_batch_is_isolated_and_the_others_are_handled_once():
+    poison = rejected(99)
+
+    class FailsOn(Recorder):
+        async def __call__(self, event, tx):
+            if event.event_id == poison.event_id:
+                raise RuntimeError("poison")
+            await super().__call__(event, tx)
+
+    handler = FailsOn()
+    proc, txs = processor(handler, attempts=2)
+    good = [rejected(i) for i in range(3)]
+    records = [encode(e, ADMISSIONS.name) for e in (good[0], poison, good[1], good[0], good[2])]
+    assert await proc.process(records) == 3
+    dead = [r for r in txs.published if r.topic == "fedstream.deadletter"]
+    assert len(dead) == 1 and dead[0].header("ce_id") == str(poison.event_id)
+    # what committed: exactly one echo per good event (the rolled-back fast path left nothing behind)
+    echoes = [decode(r) for r in txs.published if r.topic != "fedstream.deadletter"]
+    assert sorted(str(e.update_id) for e in echoes) == sorted(str(e.update_id) for e in good)

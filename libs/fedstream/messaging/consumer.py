@@ -67,30 +67,73 @@ def to_record(message: ConsumerRecord) -> Record:
     return Record(message.topic, message.key or b"", message.value or b"", list(message.headers or ()))
 
 
+class HandlerFailed(Exception):
+    """A handler raised on the fast path; the batch is rolled back and retried message by message."""
+
+
 class BatchProcessor:
-    """Handles one batch inside one transaction; independent of Kafka so it is unit-testable."""
+    """Handles one batch in one transaction; independent of Kafka so it is unit-testable.
+
+    Fast path: claim every event id of the batch in one statement, run the handlers, commit — no
+    per-message savepoints. If any handler raises, the whole batch is rolled back and processed again
+    message by message, each in a savepoint, so one poison message is retried and dead-lettered alone.
+    """
 
     def __init__(self, transactions: Transactions[Any], dispatcher: Dispatcher, retry: RetryPolicy = RetryPolicy()) -> None:
         self.transactions, self.dispatcher, self.retry = transactions, dispatcher, retry
 
     async def process(self, records: list[Record]) -> int:
         """Returns how many events were handled (not counting duplicates and dead letters)."""
+        decoded = [(record, self._decode(record)) for record in records]
+        try:
+            return await self._fast(decoded)
+        except HandlerFailed:
+            return await self._isolating(decoded)
+
+    @staticmethod
+    def _decode(record: Record) -> Event | MalformedMessage:
+        try:
+            return decode(record)
+        except MalformedMessage as exc:
+            return exc
+
+    async def _fast(self, decoded: list[tuple[Record, Event | MalformedMessage]]) -> int:
         handled = 0
-        async with self.transactions.begin(records[0].header("traceparent") if records else None) as tx:
-            for record in records:
+        async with self.transactions.begin(decoded[0][0].header("traceparent") if decoded else None) as tx:
+            wanted = [e.event_id for _, e in decoded if isinstance(e, Event) and self.dispatcher.handler_for(e)]
+            fresh = await tx.first_deliveries(wanted) if wanted else set()
+            for record, event in decoded:
                 tx.traceparent, tx.record = record.header("traceparent"), record
-                handled += await self._one(tx, record)
+                if isinstance(event, MalformedMessage):
+                    self._dead_letter_malformed(tx, record, event)
+                elif event.event_id in fresh:
+                    fresh.discard(event.event_id)  # a duplicate inside the same batch is a no-op too
+                    try:
+                        await self.dispatcher.handler_for(event)(event, tx)
+                    except TRANSIENT_ERRORS:
+                        raise
+                    except Exception as exc:
+                        raise HandlerFailed(event.TYPE) from exc
+                    handled += 1
         return handled
 
-    async def _one(self, tx: Transaction[Any], record: Record) -> int:
-        try:
-            event = decode(record)
-        except MalformedMessage as exc:
-            log.warning("dead-lettering a malformed record from %s: %s", record.topic, exc)
-            tx.dead_letter(record, exc, attempts=1)
-            return 0
-        if self.dispatcher.handler_for(event) is None:
-            return 0
+    async def _isolating(self, decoded: list[tuple[Record, Event | MalformedMessage]]) -> int:
+        handled = 0
+        async with self.transactions.begin(decoded[0][0].header("traceparent") if decoded else None) as tx:
+            for record, event in decoded:
+                tx.traceparent, tx.record = record.header("traceparent"), record
+                if isinstance(event, MalformedMessage):
+                    self._dead_letter_malformed(tx, record, event)
+                elif self.dispatcher.handler_for(event) is not None:
+                    handled += await self._one(tx, record, event)
+        return handled
+
+    @staticmethod
+    def _dead_letter_malformed(tx: Transaction[Any], record: Record, error: MalformedMessage) -> None:
+        log.warning("dead-lettering a malformed record from %s: %s", record.topic, error)
+        tx.dead_letter(record, error, attempts=1)
+
+    async def _one(self, tx: Transaction[Any], record: Record, event: Event) -> int:
         for attempt in range(1, self.retry.attempts_per_message + 1):
             try:
                 async with self.transactions.savepoint(tx):

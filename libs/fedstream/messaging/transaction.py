@@ -31,12 +31,16 @@ class Transaction(Generic[R]):
     traceparent: str | None = None
     record: Record | None = None  # the message being handled, byte for byte (the audit trail hashes it)
     outgoing: list[Record] = field(default_factory=list)
-    _claim: Callable[[str, UUID], Awaitable[bool]] | None = None
+    _claim: Callable[[str, list[UUID]], Awaitable[set[UUID]]] | None = None
 
     async def first_delivery(self, event_id: UUID) -> bool:
         """Record ``event_id`` as processed by this consumer; False if it already was."""
+        return event_id in await self.first_deliveries([event_id])
+
+    async def first_deliveries(self, event_ids: list[UUID]) -> set[UUID]:
+        """Record a batch of ids in one go; returns those not processed before."""
         assert self._claim is not None
-        return await self._claim(self.consumer, event_id)
+        return await self._claim(self.consumer, event_ids)
 
     def emit(self, event: Event) -> None:
         self.outgoing.append(encode(event, topic_for(type(event)).name, child_traceparent(self.traceparent)))
@@ -88,13 +92,14 @@ class PostgresTransactions(Generic[R]):
             raise
 
 
-async def _claim(conn: asyncpg.Connection, consumer: str, event_id: UUID) -> bool:
-    row = await conn.fetchval(
-        "INSERT INTO processed_messages (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+async def _claim(conn: asyncpg.Connection, consumer: str, event_ids: list[UUID]) -> set[UUID]:
+    rows = await conn.fetch(
+        "INSERT INTO processed_messages (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
         consumer,
-        event_id,
+        event_ids,
     )
-    return row is not None
+    return {r["event_id"] for r in rows}
 
 
 async def write_outbox(conn: asyncpg.Connection, service: str, records: list[Record]) -> None:
@@ -124,12 +129,14 @@ class InMemoryTransactions(Generic[R]):
         tx: Transaction[R] = Transaction(self.repo, self.consumer, traceparent)
         self._claimed[id(tx)] = claimed = []
 
-        async def claim(consumer: str, event_id: UUID) -> bool:
-            key = (consumer, event_id)
-            if key in self.processed or key in claimed:
-                return False
-            claimed.append(key)
-            return True
+        async def claim(consumer: str, event_ids: list[UUID]) -> set[UUID]:
+            fresh = set()
+            for event_id in event_ids:
+                key = (consumer, event_id)
+                if key not in self.processed and key not in claimed:
+                    claimed.append(key)
+                    fresh.add(event_id)
+            return fresh
 
         tx._claim = claim
         try:
