@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from fedstream.messaging.consumer import BatchProcessor, Dispatcher, EventConsumer, Handler
+from fedstream.messaging.consumer import BatchProcessor, Dispatcher, EventConsumer, Handler, Prefetch
 from fedstream.messaging.kafka import ensure_topics, make_consumer, make_producer
 from fedstream.messaging.outbox import OutboxRelay
 from fedstream.messaging.transaction import PostgresTransactions
@@ -45,7 +45,7 @@ class ServiceDefinition:
     handlers: Mapping[type[Event], Handler]
     repo_factory: Callable[[asyncpg.Connection], Any]
     timers: tuple[Timer, ...] = ()
-    on_start: Callable[[PostgresTransactions[Any]], Awaitable[None]] | None = None
+    prefetch: Prefetch | None = None
     group_id: str | None = None
     instance: str = field(default="0")
 
@@ -80,11 +80,9 @@ class RunningService:
         relay = OutboxRelay(pool, producer, d.name)
         await producer.start()
         await consumer.start()
-        self._consumer_loop = EventConsumer(consumer, BatchProcessor(transactions, Dispatcher(d.handlers)), relay.wake)
+        self._consumer_loop = EventConsumer(consumer, BatchProcessor(transactions, Dispatcher(d.handlers), prefetch=d.prefetch), relay.wake)
         if self.stopped.is_set():
             self._consumer_loop.stop()
-        if d.on_start:
-            await d.on_start(transactions)
         tasks = [asyncio.create_task(self._consumer_loop.run(), name=f"{d.name}-consumer")]
         relay_task = asyncio.create_task(relay.run(), name=f"{d.name}-relay")
         tasks += [asyncio.create_task(_tick_forever(t, transactions, relay.wake), name=f"{d.name}-timer") for t in d.timers]

@@ -20,7 +20,9 @@ class IngestionSettings(ServiceSettings):
 def definition(settings: IngestionSettings) -> ServiceDefinition:
     endpoints = settings.resolved()
     handlers = IngestionHandlers(open_blob_store(endpoints.blob_store_url), RedisCoordination.from_url(endpoints.redis_url))
-    return ServiceDefinition(name=INGESTION, handlers=handlers.table(), repo_factory=PostgresAdmissionRepository)
+    return ServiceDefinition(
+        name=INGESTION, handlers=handlers.table(), repo_factory=PostgresAdmissionRepository, prefetch=handlers.prefetch
+    )
 
 
 def main() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from uuid import UUID
 
 from fedstream.messaging.transaction import Transaction
 from fedstream.storage.blobs import BlobError, BlobStore
@@ -11,7 +13,7 @@ from fedstream.storage.coordination import Coordination
 from services.ingestion import domain
 from services.ingestion.domain import FederationView, Rejection, RoundView
 from services.ingestion.ports import AdmissionRepository
-from schemas.base import utcnow
+from schemas.base import Event, utcnow
 from schemas.events import (
     FederationCompleted,
     FederationCreated,
@@ -29,8 +31,31 @@ Tx = Transaction[AdmissionRepository]
 
 
 class IngestionHandlers:
-    def __init__(self, blobs: BlobStore, coordination: Coordination, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, blobs: BlobStore, coordination: Coordination, clock: Callable[[], datetime] = utcnow, parallel_checks: int = 4
+    ) -> None:
         self.blobs, self.coordination, self.clock = blobs, coordination, clock
+        # A federation's admission facts never change once created, so each process keeps them.
+        self._federations: dict[str, FederationView] = {}
+        self._checks: dict[UUID, asyncio.Task[Rejection | None]] = {}
+        self._check_slots = asyncio.Semaphore(parallel_checks)
+
+    async def prefetch(self, events: list[Event]) -> None:
+        """Start verifying a batch's tensors concurrently (hashing and numpy release the GIL) while the
+        handlers walk the batch; payloads are not kept, only each verdict."""
+        for event in events:
+            federation = self._federations.get(event.federation_id)
+            if isinstance(event, UpdateSubmitted) and federation and event.update.size <= federation.max_update_bytes:
+                if event.update_id not in self._checks:
+                    self._checks[event.update_id] = asyncio.create_task(self._verify(event, federation))
+
+    async def _verify(self, event: UpdateSubmitted, federation: FederationView) -> Rejection | None:
+        async with self._check_slots:
+            try:
+                payload = await self.blobs.get(event.update)
+            except BlobError as exc:
+                return domain.blob_failure(exc)
+            return await asyncio.to_thread(domain.check_tensors, payload, federation.params)
 
     def table(self) -> dict[type, Callable]:
         return {
@@ -45,9 +70,9 @@ class IngestionHandlers:
 
     async def on_federation_created(self, event: FederationCreated, tx: Tx) -> None:
         spec = event.spec
-        await tx.repo.save_federation(
-            FederationView(spec.federation_id, frozenset(spec.participant_ids), event.params, spec.limits.max_update_bytes)
-        )
+        view = FederationView(spec.federation_id, frozenset(spec.participant_ids), event.params, spec.limits.max_update_bytes)
+        await tx.repo.save_federation(view)
+        self._federations[view.federation_id] = view  # a fact from the event: safe to keep even if this tx retries
 
     async def on_round_opened(self, event: RoundOpened, tx: Tx) -> None:
         view = RoundView(event.federation_id, event.round, frozenset(event.participants), event.deadline, open=True)
@@ -91,17 +116,24 @@ class IngestionHandlers:
         )
 
     async def _admission_check(self, event: UpdateSubmitted, tx: Tx) -> Rejection | None:
-        federation = await tx.repo.federation(event.federation_id)
+        check = self._checks.pop(event.update_id, None)
+        federation = await self._federation(event.federation_id, tx)
         current = await self._current_round(event.federation_id, tx)
         admitted = await tx.repo.is_admitted(event.federation_id, event.round, event.participant_id)
         rejection = domain.check_envelope(event, federation, current, admitted, self.clock())
         if rejection is not None or federation is None:
+            if check is not None:
+                check.cancel()
             return rejection
-        try:
-            payload = await self.blobs.get(event.update)
-        except BlobError as exc:
-            return domain.blob_failure(exc)
-        return domain.check_tensors(payload, federation.params)
+        return await (check or self._verify(event, federation))
+
+    async def _federation(self, federation_id: str, tx: Tx) -> FederationView | None:
+        federation = self._federations.get(federation_id)
+        if federation is None:
+            federation = await tx.repo.federation(federation_id)
+            if federation is not None:
+                self._federations[federation_id] = federation
+        return federation
 
     async def _current_round(self, federation_id: str, tx: Tx) -> RoundView | None:
         """Redis first (the hot path); PostgreSQL is the truth when the cache is cold or was flushed."""

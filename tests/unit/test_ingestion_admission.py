@@ -155,3 +155,20 @@ async def test_a_flushed_round_cache_is_rebuilt_from_the_database(h):
     h.coordination.rounds.clear()
     assert await reason(await h.submit()) == "accepted"
     assert await h.coordination.cached_round("f") is not None
+
+
+async def test_prefetched_verdicts_match_inline_ones(h):
+    bad = weights(1.0)
+    bad["0.bias"][0] = np.inf
+    submissions = []
+    for participant, payload in (("a", tensors.to_bytes(weights(1.0))), ("b", tensors.to_bytes(bad))):
+        ref = await h.blobs.put(payload)
+        submissions.append(ev.UpdateSubmitted(
+            source=f"participant/{participant}", federation_id="f", update_id=uuid4(), participant_id=participant,
+            round=1, base_model_version=0, update=ref, num_examples=5, train_loss=0.3))
+    await h.handlers.prefetch(submissions)
+    assert set(h.handlers._checks) == {s.update_id for s in submissions}  # verification started for both
+    [accepted] = await h.deliver(submissions[0])
+    [refused] = await h.deliver(submissions[1])
+    assert isinstance(accepted, ev.UpdateAccepted)
+    assert refused.reason is R.NON_FINITE and h.handlers._checks == {}

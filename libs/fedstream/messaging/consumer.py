@@ -30,6 +30,8 @@ from schemas.base import Event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Transaction[Any]], Awaitable[None]]
+# Optional per-service hook: start I/O for a whole batch before its transaction (e.g. reading blobs).
+Prefetch = Callable[[list[Event]], Awaitable[None]]
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -79,12 +81,20 @@ class BatchProcessor:
     message by message, each in a savepoint, so one poison message is retried and dead-lettered alone.
     """
 
-    def __init__(self, transactions: Transactions[Any], dispatcher: Dispatcher, retry: RetryPolicy = RetryPolicy()) -> None:
-        self.transactions, self.dispatcher, self.retry = transactions, dispatcher, retry
+    def __init__(
+        self,
+        transactions: Transactions[Any],
+        dispatcher: Dispatcher,
+        retry: RetryPolicy = RetryPolicy(),
+        prefetch: Prefetch | None = None,
+    ) -> None:
+        self.transactions, self.dispatcher, self.retry, self.prefetch = transactions, dispatcher, retry, prefetch
 
     async def process(self, records: list[Record]) -> int:
         """Returns how many events were handled (not counting duplicates and dead letters)."""
         decoded = [(record, self._decode(record)) for record in records]
+        if self.prefetch is not None:
+            await self.prefetch([e for _, e in decoded if isinstance(e, Event)])
         try:
             return await self._fast(decoded)
         except HandlerFailed:
