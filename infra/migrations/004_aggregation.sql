@@ -5,6 +5,7 @@ CREATE TABLE aggregation_rounds (
     quorum        integer     NOT NULL,
     deadline      timestamptz NOT NULL,
     participants  text[]      NOT NULL,
+    received      integer     NOT NULL DEFAULT 0,  -- counted contributions, kept with the row lock
     status        text        NOT NULL CHECK (status IN ('collecting', 'aggregated', 'failed')),
     closed_by     text,
     closed_at     timestamptz,

@@ -26,10 +26,7 @@ class PostgresAggregationRepository:
 
     async def lock_round(self, federation_id: str, round_number: int) -> RoundState | None:
         row = await self.conn.fetchrow(
-            "SELECT r.*, (SELECT count(*) FROM aggregation_contributions c "
-            "  WHERE c.federation_id = r.federation_id AND c.round = r.round) AS received "
-            "FROM aggregation_rounds r WHERE federation_id = $1 AND round = $2 FOR UPDATE",
-            federation_id, round_number,
+            "SELECT * FROM aggregation_rounds WHERE federation_id = $1 AND round = $2 FOR UPDATE", federation_id, round_number
         )
         if row is None:
             return None
@@ -44,7 +41,13 @@ class PostgresAggregationRepository:
             "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
             federation_id, round_number, c.participant_id, c.update_id, c.num_examples, c.blob.model_dump(mode="json"),
         )
-        return status.endswith(" 1")
+        if not status.endswith(" 1"):
+            return False
+        await self.conn.execute(
+            "UPDATE aggregation_rounds SET received = received + 1 WHERE federation_id = $1 AND round = $2",
+            federation_id, round_number,
+        )
+        return True
 
     async def contributions(self, federation_id: str, round_number: int) -> list[StoredContribution]:
         rows = await self.conn.fetch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from fedstream.messaging.transaction import Transaction
@@ -10,7 +11,7 @@ from fedstream.storage import tensors
 from fedstream.storage.blobs import BlobStore
 from services.aggregation import domain
 from services.aggregation.domain import RoundState, RoundStatus
-from services.aggregation.fedavg import weighted_average
+from services.aggregation.fedavg import RunningWeightedSum
 from services.aggregation.ports import AggregationRepository, StoredContribution
 from schemas.base import derived_id, utcnow
 from schemas.events import (
@@ -48,7 +49,7 @@ class AggregationHandlers:
                 sha256=event.update.sha256, blob=event.update,
             )
             if await tx.repo.add_contribution(event.federation_id, event.round, contribution):
-                await self.advance(event.federation_id, event.round, tx)
+                await self._step(replace(state, received=state.received + 1), tx)
                 return
             refusal = RejectionReason.DUPLICATE
         tx.emit(
@@ -60,9 +61,14 @@ class AggregationHandlers:
         )
 
     async def advance(self, federation_id: str, round_number: int, tx: Tx) -> None:
-        """Close, aggregate or fail the (locked) round if its state calls for it."""
+        """Close, aggregate or fail the round if its state calls for it."""
         state = await tx.repo.lock_round(federation_id, round_number)
-        step = domain.next_step(state, self.clock()) if state else None
+        if state is not None:
+            await self._step(state, tx)
+
+    async def _step(self, state: RoundState, tx: Tx) -> None:
+        federation_id, round_number = state.federation_id, state.round
+        step = domain.next_step(state, self.clock())
         if isinstance(step, domain.Close):
             await self._aggregate(state, step, tx)
         elif isinstance(step, domain.Fail):
@@ -77,9 +83,10 @@ class AggregationHandlers:
 
     async def _aggregate(self, state: RoundState, step: domain.Close, tx: Tx) -> None:
         counted = await tx.repo.contributions(state.federation_id, state.round)
-        updates = [tensors.from_bytes(await self.blobs.get(c.blob)) for c in counted]
-        aggregate = weighted_average(updates, [c.num_examples for c in counted])
-        ref = await self.blobs.put(tensors.to_bytes(aggregate))
+        running = RunningWeightedSum()
+        for c in counted:  # one update in memory at a time, whatever the round's size
+            running.add(tensors.from_bytes(await self.blobs.get(c.blob)), c.num_examples)
+        ref = await self.blobs.put(tensors.to_bytes(running.average()))
         await tx.repo.set_status(state.federation_id, state.round, RoundStatus.AGGREGATED, step.closed_by, self.clock())
         tx.emit(
             RoundAggregated(
