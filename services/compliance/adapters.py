@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from uuid import UUID
-
 import asyncpg
 
 from services.compliance.domain import AuditEntry, AuditRow
@@ -21,9 +19,6 @@ class PostgresAuditRepository:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
         row = await self.conn.fetchrow(f"SELECT {COLUMNS} FROM audit_trail ORDER BY seq DESC LIMIT 1")
         return None if row is None else to_row(row)
-
-    async def contains(self, event_id: UUID) -> bool:
-        return bool(await self.conn.fetchval("SELECT 1 FROM audit_trail WHERE event_id = $1", event_id))
 
     async def append(self, r: AuditRow) -> None:
         e = r.entry

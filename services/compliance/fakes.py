@@ -10,8 +10,5 @@ class InMemoryAuditRepository:
     async def lock_head(self) -> AuditRow | None:
         return self.rows[-1] if self.rows else None
 
-    async def contains(self, event_id: object) -> bool:
-        return any(r.entry.event_id == event_id for r in self.rows)
-
     async def append(self, row: AuditRow) -> None:
         self.rows.append(row)

@@ -17,8 +17,8 @@ class ComplianceHandlers:
         return {event_type: self.on_any_event for event_type in EVENT_TYPES.values()}
 
     async def on_any_event(self, event: Event, tx: Tx) -> None:
-        if await tx.repo.contains(event.event_id):
-            return  # the same fact published twice (e.g. by two instances) is recorded once
+        # The same event id delivered twice (redelivery, or a fact published again after a crash) never
+        # gets here: the consumer's inbox claimed it; the audit trail's UNIQUE(event_id) backs that up.
         record = tx.record
         assert record is not None, "the consumer always sets the record being handled"
         entry = AuditEntry(

@@ -9,6 +9,4 @@ class AuditRepository(Protocol):
     async def lock_head(self) -> AuditRow | None:
         """The last row, with appends serialised until this transaction ends."""
 
-    async def contains(self, event_id: object) -> bool: ...
-
     async def append(self, row: AuditRow) -> None: ...

@@ -86,10 +86,11 @@ async def test_the_audit_trail_appends_after_its_head(audit_repo):
     head = await audit_repo.lock_head()
     entry = AuditEntry(uuid4(), "io.fedstream.round.opened.v1", "fedstream.rounds", fid(), 1, "registry", T0, "b" * 64)
     row = chain(head, entry)
-    assert not await audit_repo.contains(entry.event_id)
     await audit_repo.append(row)
-    assert await audit_repo.contains(entry.event_id)
     assert await audit_repo.lock_head() == row
+    following = chain(row, AuditEntry(uuid4(), entry.event_type, entry.topic, entry.federation_id, 2, "registry", T0, "c" * 64))
+    await audit_repo.append(following)
+    assert (await audit_repo.lock_head()).seq == row.seq + 1
 
 
 async def test_validation_collects_reports_for_the_candidate_only(validation_repo):

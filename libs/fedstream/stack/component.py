@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 from abc import ABC, abstractmethod
@@ -74,10 +73,6 @@ class Component(ABC):
     async def after_ready(self, record: ProcessRecord) -> None:
         """Setup that needs the running server (e.g. create the database); runs on every `up`, so idempotent."""
 
-    def owns(self, record: ProcessRecord) -> bool:
-        """Whether a recorded process is one this component would start (Kafka vs Tansu share a name)."""
-        return True
-
     def after_stop(self, record: ProcessRecord) -> None:
         """Clean-up once the process has exited cleanly."""
 
@@ -90,12 +85,9 @@ class Component(ABC):
         """Reuse the recorded server if it is alive, otherwise (re)start it; wait until it is ready."""
         previous = self.recorded()
         if previous is not None and previous.is_alive():
-            if self.owns(previous):
-                await self.wait_ready(previous)
-                await self.after_ready(previous)
-                return previous
-            log.info("%s: stopping the running %s to start %s", self.name, previous.kind, self.kind())
-            await asyncio.to_thread(stop_process, previous, sig=signal.SIGTERM, timeout_s=self.stop_timeout_s)
+            await self.wait_ready(previous)
+            await self.after_ready(previous)
+            return previous
         await self.prepare()
         log.info("%s: starting %s", self.name, self.kind())
         record = await self.start(previous)

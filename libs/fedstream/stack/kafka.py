@@ -208,9 +208,6 @@ class ApacheKafka(Component):
     def kind(self) -> str:
         return f"apache-kafka {self.version} (KRaft)"
 
-    def owns(self, record: ProcessRecord) -> bool:
-        return record.extra.get("flavour") == self.flavour
-
     async def prepare(self) -> None:
         if self.java is None:
             raise StackError("Apache Kafka needs Java 17+: no `java` on PATH or in JAVA_HOME")

@@ -127,12 +127,16 @@ class LocalStack:
         return statuses
 
     async def up_async(self) -> dict[str, str]:
+        """`up` for async callers. The components start concurrently: on two cores the JVM's start
+        dominates, and PostgreSQL's initdb and Redis fit in its shadow."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         externals = self._externals()
         flavour = "kafka" if "kafka" in externals else self._wanted_broker(warn=True)
         wanted = [c for c in self._local_components(broker=flavour) if c.name not in externals]
         started_at = time.monotonic()
         with self._locked():
+            if "kafka" not in externals:
+                await asyncio.to_thread(self._stop_other_broker, flavour)
             results = await asyncio.gather(*(c.ensure_running() for c in wanted), return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
@@ -159,7 +163,13 @@ class LocalStack:
         """broker=None: whichever flavour the state dir records (for status and down)."""
         return [self._broker(broker), PostgreSQL(self.state_dir), Redis(self.state_dir)]
 
-    def _broker(self, flavour: str | None) -> Component:
+    def _stop_other_broker(self, wanted: str) -> None:
+        """Kafka and Tansu share the broker's record and port: switching flavour stops the other first."""
+        current = self._broker(None)
+        if current.flavour != wanted and current.stop():
+            log.info("kafka: stopped %s to start %s instead", current.kind(), wanted)
+
+    def _broker(self, flavour: str | None) -> ApacheKafka | Tansu:
         if flavour is None:
             record = Tansu(self.state_dir).recorded()
             recorded_flavour = record.extra.get("flavour") if record else None

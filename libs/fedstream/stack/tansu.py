@@ -68,9 +68,6 @@ class Tansu(Component):
     def kind(self) -> str:
         return f"tansu {tansu_version()} (in-memory)"
 
-    def owns(self, record: ProcessRecord) -> bool:
-        return record.extra.get("flavour") == self.flavour
-
     async def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
 
