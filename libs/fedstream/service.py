@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -132,7 +133,11 @@ async def _drain(tasks: list[asyncio.Task[None]]) -> None:
 
 def serve(definition: ServiceDefinition, endpoints: Endpoints) -> None:
     """Process entry point: run until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {definition.name} %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("FEDSTREAM_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {definition.name} %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # its DEBUG output drowns ours
 
     async def main() -> None:
         service = RunningService(definition, endpoints)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,8 +30,8 @@ Tx = Transaction[AggregationRepository]
 
 
 class AggregationHandlers:
-    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow) -> None:
-        self.blobs, self.clock = blobs, clock
+    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow, read_ahead: int = 8) -> None:
+        self.blobs, self.clock, self.read_ahead = blobs, clock, read_ahead
 
     def table(self) -> dict[type, Callable]:
         return {RoundOpened: self.on_round_opened, PrivacyCharged: self.on_charged}
@@ -84,8 +85,11 @@ class AggregationHandlers:
     async def _aggregate(self, state: RoundState, step: domain.Close, tx: Tx) -> None:
         counted = await tx.repo.contributions(state.federation_id, state.round)
         running = RunningWeightedSum()
-        for c in counted:  # one update in memory at a time, whatever the round's size
-            running.add(tensors.from_bytes(await self.blobs.get(c.blob)), c.num_examples)
+        # Read (and hash) a few updates ahead while summing, in order; memory stays bounded by the window.
+        for chunk in _chunks(counted, self.read_ahead):
+            payloads = await asyncio.gather(*(self.blobs.get(c.blob) for c in chunk))
+            for c, payload in zip(chunk, payloads):
+                running.add(tensors.from_bytes(payload), c.num_examples)
         ref = await self.blobs.put(tensors.to_bytes(running.average()))
         await tx.repo.set_status(state.federation_id, state.round, RoundStatus.AGGREGATED, step.closed_by, self.clock())
         tx.emit(
@@ -101,3 +105,7 @@ class AggregationHandlers:
         async with transactions.begin() as tx:
             for federation_id, round_number in await tx.repo.due_rounds(self.clock()):
                 await self.advance(federation_id, round_number, tx)
+
+
+def _chunks(items: Sequence[StoredContribution], size: int) -> list[Sequence[StoredContribution]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

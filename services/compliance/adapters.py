@@ -12,13 +12,20 @@ COLUMNS = "seq, event_id, event_type, topic, federation_id, round, source, occur
 
 
 class PostgresAuditRepository:
+    """One instance per transaction, so the head it remembers is this transaction's own: after the
+    first lookup (under the advisory lock, held to commit) no other writer can move it."""
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self._head: AuditRow | None = None
+        self._locked = False
 
     async def lock_head(self) -> AuditRow | None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-        row = await self.conn.fetchrow(f"SELECT {COLUMNS} FROM audit_trail ORDER BY seq DESC LIMIT 1")
-        return None if row is None else to_row(row)
+        if not self._locked:
+            await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+            row = await self.conn.fetchrow(f"SELECT {COLUMNS} FROM audit_trail ORDER BY seq DESC LIMIT 1")
+            self._head, self._locked = (None if row is None else to_row(row)), True
+        return self._head
 
     async def append(self, r: AuditRow) -> None:
         e = r.entry
@@ -27,6 +34,7 @@ class PostgresAuditRepository:
             r.seq, e.event_id, e.event_type, e.topic, e.federation_id, e.round, e.source, e.occurred_at,
             e.payload_sha256, r.prev_hash, r.row_hash,
         )
+        self._head = r  # only once the row is in: a failed insert leaves the head where it was
 
 
 def to_row(r: asyncpg.Record) -> AuditRow:

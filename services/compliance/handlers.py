@@ -25,4 +25,6 @@ class ComplianceHandlers:
             event.event_id, event.TYPE, record.topic, event.federation_id, event.round_number, event.source, event.time,
             hashlib.sha256(record.value).hexdigest(),
         )
+        # Appending is the handler's last step, so a savepoint that rolls this event back can only do so
+        # before the row (and the repository's remembered head) changed.
         await tx.repo.append(chain(await tx.repo.lock_head(), entry))

@@ -62,11 +62,3 @@ class PostgresAdmissionRepository:
             federation_id, round_number, participant_id, update_id,
         )
         return status.endswith(" 1")
-
-    async def is_admitted(self, federation_id: str, round_number: int, participant_id: str) -> bool:
-        return bool(
-            await self.conn.fetchval(
-                "SELECT 1 FROM ingestion_admissions WHERE federation_id = $1 AND round = $2 AND participant_id = $3",
-                federation_id, round_number, participant_id,
-            )
-        )

@@ -48,10 +48,10 @@ def check_envelope(
     submission: UpdateSubmitted,
     federation: FederationView | None,
     current: RoundView | None,
-    already_admitted: bool,
     now: datetime,
 ) -> Rejection | None:
-    """Everything that can be decided without reading the tensors."""
+    """Everything that can be decided without reading the tensors (duplicates are caught when the
+    admission is recorded: the unique key decides, so two instances cannot both admit)."""
     if federation is None:
         return Rejection(RejectionReason.UNKNOWN_FEDERATION, f"no federation {submission.federation_id!r}")
     if submission.participant_id not in federation.participants:
@@ -66,8 +66,6 @@ def check_envelope(
         return Rejection(
             RejectionReason.OVERSIZE, f"update is {submission.update.size} bytes; the limit is {federation.max_update_bytes}"
         )
-    if already_admitted:
-        return Rejection(RejectionReason.DUPLICATE, "an update from this participant was already admitted this round")
     return None
 
 

@@ -44,6 +44,3 @@ class InMemoryAdmissionRepository:
             return False
         self.admissions[key] = update_id
         return True
-
-    async def is_admitted(self, federation_id: str, round_number: int, participant_id: str) -> bool:
-        return (federation_id, round_number, participant_id) in self.admissions

@@ -38,11 +38,13 @@ class IngestionHandlers:
         # A federation's admission facts never change once created, so each process keeps them.
         self._federations: dict[str, FederationView] = {}
         self._checks: dict[UUID, asyncio.Task[Rejection | None]] = {}
+        self._batch_rounds: dict[str, RoundView | None] = {}
         self._check_slots = asyncio.Semaphore(parallel_checks)
 
     async def prefetch(self, events: list[Event]) -> None:
         """Start verifying a batch's tensors concurrently (hashing and numpy release the GIL) while the
         handlers walk the batch; payloads are not kept, only each verdict."""
+        self._batch_rounds = {}  # nothing in a batch of submissions can change a round: look it up once
         for event in events:
             federation = self._federations.get(event.federation_id)
             if isinstance(event, UpdateSubmitted) and federation and event.update.size <= federation.max_update_bytes:
@@ -98,7 +100,7 @@ class IngestionHandlers:
     async def on_submitted(self, event: UpdateSubmitted, tx: Tx) -> None:
         rejection = await self._admission_check(event, tx)
         if rejection is None and not await tx.repo.admit(event.federation_id, event.round, event.participant_id, event.update_id):
-            rejection = Rejection(domain.RejectionReason.DUPLICATE, "an update from this participant was already admitted")
+            rejection = Rejection(domain.RejectionReason.DUPLICATE, "an update from this participant was already admitted this round")
         if rejection is not None:
             tx.emit(
                 UpdateRejected(
@@ -118,9 +120,10 @@ class IngestionHandlers:
     async def _admission_check(self, event: UpdateSubmitted, tx: Tx) -> Rejection | None:
         check = self._checks.pop(event.update_id, None)
         federation = await self._federation(event.federation_id, tx)
-        current = await self._current_round(event.federation_id, tx)
-        admitted = await tx.repo.is_admitted(event.federation_id, event.round, event.participant_id)
-        rejection = domain.check_envelope(event, federation, current, admitted, self.clock())
+        if event.federation_id not in self._batch_rounds:
+            self._batch_rounds[event.federation_id] = await self._current_round(event.federation_id, tx)
+        current = self._batch_rounds[event.federation_id]
+        rejection = domain.check_envelope(event, federation, current, self.clock())
         if rejection is not None or federation is None:
             if check is not None:
                 check.cancel()

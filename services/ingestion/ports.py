@@ -22,5 +22,3 @@ class AdmissionRepository(Protocol):
 
     async def admit(self, federation_id: str, round_number: int, participant_id: str, update_id: UUID) -> bool:
         """Record the admission; False if this participant already has one this round."""
-
-    async def is_admitted(self, federation_id: str, round_number: int, participant_id: str) -> bool: ...

@@ -73,7 +73,7 @@ async def test_admissions_track_rounds_and_one_update_per_participant(admission_
     assert not (await admission_repo.current_round(f)).open
     assert await admission_repo.admit(f, 2, "a", uuid4())
     assert not await admission_repo.admit(f, 2, "a", uuid4())
-    assert await admission_repo.is_admitted(f, 2, "a") and not await admission_repo.is_admitted(f, 2, "b")
+    assert await admission_repo.admit(f, 2, "b", uuid4())
 
 
 async def test_the_ledger_charges_an_update_once(ledger_repo):

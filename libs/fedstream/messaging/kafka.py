@@ -40,7 +40,7 @@ def make_consumer(endpoints: Endpoints, group_id: str, topics: tuple[Topic, ...]
         client_id=client_id,
         enable_auto_commit=False,  # offsets are committed only after the handler's transaction
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
+        fetch_max_wait_ms=500,  # a long poll: the broker answers as soon as one record arrives
         max_poll_records=500,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )

@@ -85,9 +85,12 @@ class FileBlobStore:
         return BlobRef(uri=path.as_uri(), sha256=digest, size=len(data), media_type=media_type)
 
     async def get(self, ref: BlobRef) -> bytes:
-        path = self._path(ref.sha256)
+        # Read and hash off the event loop: hashing a large tensor would stall every other await.
+        return await asyncio.to_thread(self._read_verified, ref)
+
+    def _read_verified(self, ref: BlobRef) -> bytes:
         try:
-            data = await asyncio.to_thread(path.read_bytes)
+            data = self._path(ref.sha256).read_bytes()
         except FileNotFoundError:
             raise BlobNotFound(ref.uri) from None
         return verify(ref, data)
