@@ -48,7 +48,8 @@ class ParamSpec(Frozen):
     shape: tuple[int, ...]
 
     @property
-    def numel(self) -> int:
+    def size(self) -> int:
+        """Number of elements."""
         n = 1
         for d in self.shape:
             n *= d

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from schemas.base import Frozen, Identifier
 
@@ -49,20 +49,27 @@ class ParticipantSpec(Frozen):
 
 
 class ModelSpec(Frozen):
-    """The model every participant trains: a small classifier with a binary logit output."""
+    """The model every participant trains: a binary classifier with one logit (``fedstream.ml.models``
+    builds it; this is the one definition, free of torch so every service can read it)."""
 
     architecture: Literal["logistic", "mlp"]
     input_dim: int = Field(gt=0)
     hidden: tuple[int, ...] = ()
-    output_dim: int = Field(default=1, gt=0)
+    # Training uses BCEWithLogits on labels in {0, 1}: one logit is the only shape that fits.
+    output_dim: Literal[1] = 1
     init_seed: int = 0
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _list_as_tuple(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value  # YAML and Python callers have no tuples
 
     @model_validator(mode="after")
     def _hidden_only_for_mlp(self) -> "ModelSpec":
         if self.architecture == "logistic" and self.hidden:
             raise ValueError("a logistic model has no hidden layers; use architecture: mlp")
         if self.architecture == "mlp" and not self.hidden:
-            raise ValueError("an mlp needs at least one hidden layer size")
+            raise ValueError("an mlp needs at least one hidden layer, e.g. hidden: [16]")
         if any(h <= 0 for h in self.hidden):
             raise ValueError("hidden layer sizes must be positive")
         return self

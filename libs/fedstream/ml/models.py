@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
+
+from schemas.base import ParamSpec
+from schemas.federation import ModelSpec
+
+__all__ = ["ModelSpec", "ParamSpec"]  # re-exported: the one definition lives in schemas/ (no torch there)
 
 Weights = dict[str, np.ndarray]
 
@@ -22,69 +25,6 @@ WEIGHT_DTYPE = "float32"
 
 class WeightsMismatchError(ValueError):
     """Weights whose names or shapes are not the ones the model spec defines."""
-
-
-class ModelSpec(BaseModel):
-    """Which network to train: a binary classifier that outputs one logit.
-
-    Part of the federation spec (YAML), hence strict and frozen; ``hidden`` also accepts a list because
-    YAML has no tuples.
-    """
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    architecture: Literal["logistic", "mlp"]
-    input_dim: int = Field(gt=0)
-    hidden: tuple[int, ...] = ()
-    output_dim: int = 1
-    init_seed: int = 0
-
-    @field_validator("hidden", mode="before")
-    @classmethod
-    def _list_as_tuple(cls, value: object) -> object:
-        return tuple(value) if isinstance(value, list) else value
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_widths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(width <= 0 for width in value):
-            raise ValueError(f"hidden layer widths must be positive, got {value}")
-        return value
-
-    @field_validator("output_dim")
-    @classmethod
-    def _one_logit(cls, value: int) -> int:
-        # Training uses BCEWithLogits on labels in {0, 1}: one logit is the only shape that fits.
-        if value != 1:
-            raise ValueError("only binary classification with one logit is supported (output_dim=1)")
-        return value
-
-    @model_validator(mode="after")
-    def _hidden_matches_architecture(self) -> ModelSpec:
-        if self.architecture == "logistic" and self.hidden:
-            raise ValueError("a logistic model has no hidden layers; leave `hidden` empty")
-        if self.architecture == "mlp" and not self.hidden:
-            raise ValueError("an mlp needs at least one hidden layer, e.g. hidden: [32]")
-        return self
-
-
-class ParamSpec(BaseModel):
-    """Name, dtype and shape of one parameter tensor: what an update must look like."""
-
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-
-    @field_validator("shape", mode="before")
-    @classmethod
-    def _list_as_tuple(cls, value: object) -> object:
-        return tuple(value) if isinstance(value, list) else value
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
 
 
 def layer_widths(spec: ModelSpec) -> tuple[int, ...]:
@@ -140,7 +80,8 @@ def build_model(spec: ModelSpec) -> nn.Sequential:
     widths = layer_widths(spec)
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-        # skip_init: the weights are overwritten below, and default init would consume torch's global RNG.
+        # skip_init: the weights are overwritten below, and default init would draw from torch's
+        # global RNG.
         layers.append(nn.utils.skip_init(nn.Linear, fan_in, fan_out))
         layers.append(nn.ReLU())
     module = nn.Sequential(*layers[:-1])  # no activation after the logit

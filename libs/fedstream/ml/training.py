@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fedstream.ml.data import LocalDataset
+from fedstream.ml.dataset import LocalDataset
 from fedstream.ml.models import ModelSpec, Weights, build_model, module_to_weights, weights_to_module
 
 PrepareTraining: TypeAlias = Callable[
@@ -31,7 +31,7 @@ class TrainConfig(BaseModel):
     """How a participant trains in one round. Vary ``seed`` per round and site so that batch orders
     differ between rounds while any single round stays reproducible."""
 
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", allow_inf_nan=False)
 
     local_epochs: int = Field(ge=1)
     learning_rate: float = Field(gt=0)
@@ -119,11 +119,13 @@ def train_local(
     generator = torch.Generator().manual_seed(config.seed)
     loader = make_loader(data, config.batch_size, generator)
     optimizer = make_optimizer(module, config)
-    trained, optimizer, loader = prepare(module, optimizer, loader) if prepare else (module, optimizer, loader)
+    trained: nn.Module = module
+    if prepare is not None:
+        trained, optimizer, loader = prepare(module, optimizer, loader)
     train_loss = run_epochs(trained, optimizer, loader, config.local_epochs)
     # Read from the unwrapped module: a wrapper (Opacus's GradSampleModule) shares its parameters but
     # prefixes their state_dict names.
-    return TrainResult(weights=module_to_weights(module), num_examples=data.num_train, train_loss=train_loss)
+    return TrainResult(module_to_weights(module), num_examples=data.num_train, train_loss=train_loss)
 
 
 # --- evaluation --------------------------------------------------------------------------------------
@@ -143,7 +145,7 @@ def evaluate(spec: ModelSpec, weights: Weights, data: LocalDataset) -> EvalResul
     labels = data.y_holdout
     loss = nn.functional.binary_cross_entropy_with_logits(torch.tensor(logits), torch.tensor(labels))
     accuracy = float(np.mean((logits > 0) == (labels == 1)))
-    return EvalResult(num_examples=len(labels), loss=float(loss), accuracy=accuracy, auc=_auc(labels, logits))
+    return EvalResult(len(labels), loss=float(loss), accuracy=accuracy, auc=_auc(labels, logits))
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float | None:

@@ -31,7 +31,11 @@ def local_participants(spec: FederationSpec) -> list[LocalParticipant]:
 
     n = len(spec.participants)
     return [
-        LocalParticipant(p.participant_id, load_site(spec.data.dataset, i, n, spec.data.seed), seed=spec.data.seed)
+        LocalParticipant(
+            p.participant_id,
+            load_site(spec.data.dataset, i, n, spec.data.seed, patients_per_site=spec.data.patients_per_site),
+            seed=spec.data.seed,
+        )
         for i, p in enumerate(spec.participants)
     ]
 
