@@ -37,14 +37,12 @@ def round_table(progress: FederationProgress, metric: str = "auc") -> Table:
 
 def released_table(progress: FederationProgress) -> Table:
     table = Table(title="Released model versions")
-    for column in ("version", "round", "sha256", "size", "contributors", "metrics"):
-        table.add_column(column)
+    for column in ("version", "round", "sha256", "size", "contributors", "auc"):
+        table.add_column(column, no_wrap=True)
     for number in sorted(progress.released):
         r = progress.released[number]
-        m = r.metrics
-        auc = "n/a" if m.auc is None else f"{m.auc:.4f}"
+        auc = "n/a" if r.metrics.auc is None else f"{r.metrics.auc:.4f}"
         table.add_row(
-            f"v{r.model_version}", str(r.round), r.model.sha256[:16], f"{r.model.size:,} B", str(len(r.contributions)),
-            f"auc {auc}, acc {m.accuracy:.4f}, loss {m.loss:.4f}",
+            f"v{r.model_version}", str(r.round), r.model.sha256[:12], f"{r.model.size:,} B", str(len(r.contributions)), auc
         )
     return table
