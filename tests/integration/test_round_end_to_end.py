@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
 import numpy as np
 import pytest
 
-from fedstream.participant.simulation import simulate
 from fedstream.storage import tensors
 from fedstream.storage.blobs import open_blob_store
 from services.registry.projections import VIEW_TABLES
 from services.registry.replay import replay_views
 from schemas import events as ev
-from schemas.federation import parse_spec
 from schemas.topics import ALL_TOPICS, DEAD_LETTER, topics_consumed_by
 from tests.integration.harness import TopicLog, wait_caught_up
 
 pytestmark = pytest.mark.integration
-SPEC_FILE = Path(__file__).resolve().parents[2] / "examples" / "federations" / "breast-cancer-3.yaml"
-
-
-@pytest.fixture(scope="module")
-def federation(stack):
-    spec = parse_spec(SPEC_FILE.read_text())
-    spec = spec.model_copy(update={"federation_id": f"bc-{uuid4().hex[:8]}"})
-    result = asyncio.run(simulate(stack.endpoints, spec, timeout_s=240))
-    return spec, result
 
 
 def test_the_federation_runs_every_round_and_releases_a_model_each_time(federation):

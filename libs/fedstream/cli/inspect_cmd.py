@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from fedstream.settings import StackSettings
 from fedstream.storage.coordination import RedisCoordination
+from fedstream.storage.postgres import connect
 
 console = Console()
 audit_app = typer.Typer(help="The hash-chained audit trail.")
@@ -33,7 +33,7 @@ def status(federation_id: str | None = typer.Option(None, "--federation", help="
 
 async def _status(federation_id: str | None) -> None:
     endpoints = StackSettings().resolved()
-    conn = await asyncpg.connect(endpoints.database_url)
+    conn = await connect(endpoints.database_url)
     try:
         federation = await conn.fetchrow(
             "SELECT * FROM federations WHERE ($1::text IS NULL OR federation_id = $1) ORDER BY created_at DESC LIMIT 1",
