@@ -65,6 +65,22 @@ class TopicLog:
             for messages in batches.values():
                 self.records += [to_record(m) for m in messages if m.key == self.federation_id.encode()]
 
+    async def read_to_end(self, timeout: float = 60) -> None:
+        """Consume every partition up to its end offset as of now (a condition on Kafka, not a sleep)."""
+        partitions = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(partitions)
+
+        async def behind() -> bool:
+            return any([await self.consumer.position(tp) < end for tp, end in ends.items()])
+
+        deadline = time.monotonic() + timeout
+        while await behind():
+            if time.monotonic() > deadline:
+                raise TimeoutError("could not read the topics to their end")
+            batches = await self.consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                self.records += [to_record(m) for m in messages if m.key == self.federation_id.encode()]
+
     async def wait_event(self, kind: type, predicate: Callable[[ev.Event], bool] = lambda e: True, timeout: float = 60) -> ev.Event:
         await self.wait_for(lambda log: any(predicate(e) for e in log.events(kind)), timeout)
         return next(e for e in self.events(kind) if predicate(e))
