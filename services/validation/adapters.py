@@ -65,6 +65,13 @@ class PostgresValidationRepository:
         )
         return [EvaluationReported.model_validate(r["report"], strict=False) for r in rows]
 
+    async def reporters(self, federation_id: str, round_number: int, candidate_sha256: str) -> set[str]:
+        rows = await self.conn.fetch(
+            "SELECT participant_id FROM validation_evaluations WHERE federation_id = $1 AND round = $2 AND candidate_sha256 = $3",
+            federation_id, round_number, candidate_sha256,
+        )
+        return {r["participant_id"] for r in rows}
+
     async def record_decision(self, federation_id: str, round_number: int, score: float | None, accepted: bool) -> None:
         await self.conn.execute(
             "UPDATE validation_candidates SET decided = true, score = $3, accepted = $4 WHERE federation_id = $1 AND round = $2",

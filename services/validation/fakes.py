@@ -44,6 +44,9 @@ class InMemoryValidationRepository:
             if f == federation_id and r == round_number and e.candidate_sha256 == candidate_sha256
         ]
 
+    async def reporters(self, federation_id: str, round_number: int, candidate_sha256: str) -> set[str]:
+        return {e.participant_id for e in await self.evaluations(federation_id, round_number, candidate_sha256)}
+
     async def record_decision(self, federation_id: str, round_number: int, score: float | None, accepted: bool) -> None:
         key = (federation_id, round_number)
         self.candidates[key] = replace(self.candidates[key], decided=True)

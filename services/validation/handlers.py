@@ -54,10 +54,11 @@ class ValidationHandlers:
         candidate = await tx.repo.lock_candidate(federation_id, round_number)
         if candidate is None or candidate.decided:
             return
-        reports = await tx.repo.evaluations(federation_id, round_number, candidate.candidate.sha256)
-        everyone_reported = {r.participant_id for r in reports} >= candidate.expected_evaluators
+        sha = candidate.candidate.sha256
+        everyone_reported = await tx.repo.reporters(federation_id, round_number, sha) >= candidate.expected_evaluators
         if not (everyone_reported or deadline_passed):
             return
+        reports = await tx.repo.evaluations(federation_id, round_number, sha)
         spec, _ = await tx.repo.spec(federation_id)  # type: ignore[misc] - a candidate implies a spec
         metrics = domain.combine(reports)
         verdict = domain.judge(metrics, await self._finite(candidate), await tx.repo.accepted_scores(federation_id), spec)

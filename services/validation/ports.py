@@ -36,6 +36,9 @@ class ValidationRepository(Protocol):
 
     async def evaluations(self, federation_id: str, round_number: int, candidate_sha256: str) -> list[EvaluationReported]: ...
 
+    async def reporters(self, federation_id: str, round_number: int, candidate_sha256: str) -> set[str]:
+        """Who has evaluated this candidate (cheap: no reports decoded)."""
+
     async def record_decision(self, federation_id: str, round_number: int, score: float | None, accepted: bool) -> None: ...
 
     async def accepted_scores(self, federation_id: str) -> list[float]:

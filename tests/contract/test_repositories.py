@@ -111,6 +111,7 @@ async def test_validation_collects_reports_for_the_candidate_only(validation_rep
     assert not await validation_repo.add_evaluation(report("a", BLOB.sha256))
     await validation_repo.add_evaluation(report("b", "d" * 64))
     assert [e.participant_id for e in await validation_repo.evaluations(f, 1, BLOB.sha256)] == ["a"]
+    assert await validation_repo.reporters(f, 1, BLOB.sha256) == {"a"}
     assert (f, 1) in await validation_repo.due_candidates(T0)
     await validation_repo.record_decision(f, 1, 0.8, True)
     assert (await validation_repo.lock_candidate(f, 1)).decided
