@@ -99,11 +99,10 @@ class RunningService:
             stop_requested.cancel()
             await _drain(tasks)
             await relay.drain_and_stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(relay_task, 10)
-            await consumer.stop()
-            await producer.stop()
-            await pool.close()
+            # Each step is bounded: with the broker or database gone, leaving cleanly must not hang.
+            for step in (relay_task, consumer.stop(), producer.stop(), pool.close()):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(step, 10)
             log.info("%s stopped", d.name)
 
 

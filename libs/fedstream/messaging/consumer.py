@@ -189,6 +189,8 @@ class EventConsumer:
                 log.debug("batch of %d from %s in %.1f ms", len(records), tp, (time.perf_counter() - started) * 1000)
                 break
             except TRANSIENT_ERRORS as exc:
+                if self._stopping.is_set():
+                    return  # not committed: the batch is redelivered after restart, and deduplicated
                 log.warning("transient error on %s: %s; retrying the batch in %.1fs", tp, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.retry.max_backoff_s)

@@ -35,13 +35,11 @@ class OutboxRelay:
                 while await self.publish_pending():
                     pass
                 backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except Exception:
-                log.exception("outbox relay failed to publish; retrying")
+            except Exception as exc:  # the rows stay in the outbox: nothing is lost, only delayed
+                if self._stopping:
+                    log.warning("outbox relay stopping with events unpublished (%s); they go out at next start", exc)
+                    return
+                log.warning("outbox relay could not publish (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
