@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
+from fedstream.ml.models import initial_weights  # numpy only: the registry never loads torch
 from fedstream.service import ServiceDefinition, serve
 from fedstream.settings import ServiceSettings
 from fedstream.storage.blobs import open_blob_store
@@ -17,7 +18,6 @@ class RegistrySettings(ServiceSettings):
 
 
 def definition(settings: RegistrySettings) -> ServiceDefinition:
-    from fedstream.ml.models import initial_weights  # torch is loaded by the process that runs the registry only
 
     endpoints = settings.resolved()
     handlers = RegistryHandlers(open_blob_store(endpoints.blob_store_url), initial_weights)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from schemas.base import ParamSpec
 from schemas.federation import ModelSpec
+
+if TYPE_CHECKING:  # torch is imported where a module is built: the registry only needs the numpy init
+    from torch import nn
 
 __all__ = ["ModelSpec", "ParamSpec"]  # re-exported: the one definition lives in schemas/ (no torch there)
 
@@ -77,6 +80,8 @@ def _uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...]) -> 
 
 def build_model(spec: ModelSpec) -> nn.Sequential:
     """A plain Sequential of Linear/ReLU ending in one logit, holding ``initial_weights(spec)``."""
+    from torch import nn
+
     widths = layer_widths(spec)
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
@@ -91,6 +96,8 @@ def build_model(spec: ModelSpec) -> nn.Sequential:
 
 def weights_to_module(module: nn.Module, weights: Mapping[str, np.ndarray]) -> None:
     """Load numpy weights into ``module`` (copied), refusing missing, extra or mis-shaped tensors."""
+    import torch
+
     expected = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
     check_weights(weights, expected)
     state = {name: torch.tensor(np.asarray(value, dtype=np.float32)) for name, value in weights.items()}
