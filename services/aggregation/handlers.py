@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -12,7 +11,7 @@ from fedstream.storage import tensors
 from fedstream.storage.blobs import BlobStore
 from services.aggregation import domain
 from services.aggregation.domain import RoundState, RoundStatus
-from services.aggregation.fedavg import RunningWeightedSum
+from services.aggregation.partials import PartialAggregates
 from services.aggregation.ports import AggregationRepository, StoredContribution
 from schemas.base import derived_id, utcnow
 from schemas.events import (
@@ -30,8 +29,9 @@ Tx = Transaction[AggregationRepository]
 
 
 class AggregationHandlers:
-    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow, read_ahead: int = 8) -> None:
-        self.blobs, self.clock, self.read_ahead = blobs, clock, read_ahead
+    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow) -> None:
+        self.blobs, self.clock = blobs, clock
+        self.partials = PartialAggregates(blobs)
 
     def table(self) -> dict[type, Callable]:
         return {RoundOpened: self.on_round_opened, PrivacyCharged: self.on_charged}
@@ -50,6 +50,8 @@ class AggregationHandlers:
                 sha256=event.update.sha256, blob=event.update,
             )
             if await tx.repo.add_contribution(event.federation_id, event.round, contribution):
+                key = (event.federation_id, event.round)
+                tx.after_commit(lambda: self.partials.fold_later(key, contribution))
                 await self._step(replace(state, received=state.received + 1), tx)
                 return
             refusal = RejectionReason.DUPLICATE
@@ -73,6 +75,7 @@ class AggregationHandlers:
         if isinstance(step, domain.Close):
             await self._aggregate(state, step, tx)
         elif isinstance(step, domain.Fail):
+            self.partials.forget((federation_id, round_number))
             await tx.repo.set_status(federation_id, round_number, RoundStatus.FAILED, None, self.clock())
             tx.emit(
                 RoundFailed(
@@ -84,13 +87,8 @@ class AggregationHandlers:
 
     async def _aggregate(self, state: RoundState, step: domain.Close, tx: Tx) -> None:
         counted = await tx.repo.contributions(state.federation_id, state.round)
-        running = RunningWeightedSum()
-        # Read (and hash) a few updates ahead while summing, in order; memory stays bounded by the window.
-        for chunk in _chunks(counted, self.read_ahead):
-            payloads = await asyncio.gather(*(self.blobs.get(c.blob) for c in chunk))
-            for c, payload in zip(chunk, payloads):
-                running.add(tensors.from_bytes(payload), c.num_examples)
-        ref = await self.blobs.put(tensors.to_bytes(running.average()))
+        average = await self.partials.complete((state.federation_id, state.round), counted)
+        ref = await self.blobs.put(tensors.to_bytes(average))
         await tx.repo.set_status(state.federation_id, state.round, RoundStatus.AGGREGATED, step.closed_by, self.clock())
         tx.emit(
             RoundAggregated(
@@ -106,6 +104,3 @@ class AggregationHandlers:
             for federation_id, round_number in await tx.repo.due_rounds(self.clock()):
                 await self.advance(federation_id, round_number, tx)
 
-
-def _chunks(items: Sequence[StoredContribution], size: int) -> list[Sequence[StoredContribution]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

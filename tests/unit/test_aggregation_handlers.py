@@ -81,3 +81,17 @@ async def test_deadline_below_quorum_fails_the_round():
     await handlers.close_due_rounds(txs)
     [failed] = emitted(txs.published)
     assert isinstance(failed, ev.RoundFailed) and (failed.received, failed.quorum) == (1, 3)
+
+
+async def test_folded_partial_sums_and_a_fresh_aggregator_give_the_same_aggregate():
+    blobs, _, handlers, txs = await setup()
+    updates = [("a", 1.0, 10), ("b", 2.0, 30), ("c", 4.0, 60)]
+    refs = {pid: await put_weights(blobs, weights(v)) for pid, v, _ in updates}
+    for pid, _, n in updates[:2]:
+        await deliver(handlers, txs, charged(pid, refs[pid], n))
+    assert len(handlers.partials._rounds[("f", 1)].pending) == 2  # folded after each commit
+    restarted = AggregationHandlers(blobs, handlers.clock)  # knows nothing of the partial sums
+    await deliver(restarted, txs, charged("c", refs["c"], 60))
+    [aggregated] = emitted(txs.published)
+    result = tensors.from_bytes(await blobs.get(aggregated.aggregate))
+    np.testing.assert_allclose(result["0.weight"], np.full((1, 3), 0.1 + 0.6 + 2.4), rtol=1e-6)

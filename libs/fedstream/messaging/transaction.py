@@ -31,6 +31,8 @@ class Transaction(Generic[R]):
     traceparent: str | None = None
     record: Record | None = None  # the message being handled, byte for byte (the audit trail hashes it)
     outgoing: list[Record] = field(default_factory=list)
+    # Work that may only happen once this transaction's effects are durable (e.g. warming a cache).
+    committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
     _claim: Callable[[str, list[UUID]], Awaitable[set[UUID]]] | None = None
 
     async def first_delivery(self, event_id: UUID) -> bool:
@@ -44,6 +46,9 @@ class Transaction(Generic[R]):
 
     def emit(self, event: Event) -> None:
         self.outgoing.append(encode(event, topic_for(type(event)).name, child_traceparent(self.traceparent)))
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.committed_callbacks.append(callback)
 
     def dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
         headers = list(record.headers) + [
@@ -70,25 +75,28 @@ class PostgresTransactions(Generic[R]):
 
     @contextlib.asynccontextmanager
     async def begin(self, traceparent: str | None = None) -> AsyncIterator[Transaction[R]]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            tx: Transaction[R] = Transaction(self.repo_factory(conn), self.service, traceparent)
-            tx._claim = lambda consumer, event_id: _claim(conn, consumer, event_id)
-            self._connections[id(tx)] = conn
-            try:
-                yield tx
-                await write_outbox(conn, self.service, tx.outgoing)
-            finally:
-                del self._connections[id(tx)]
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                tx: Transaction[R] = Transaction(self.repo_factory(conn), self.service, traceparent)
+                tx._claim = lambda consumer, event_id: _claim(conn, consumer, event_id)
+                self._connections[id(tx)] = conn
+                try:
+                    yield tx
+                    await write_outbox(conn, self.service, tx.outgoing)
+                finally:
+                    del self._connections[id(tx)]
+            _run_callbacks(tx)
 
     @contextlib.asynccontextmanager
     async def savepoint(self, tx: Transaction[R]) -> AsyncIterator[None]:
-        """Undo one message's effects (rows and emitted events) without losing the rest of the batch."""
-        emitted_before = len(tx.outgoing)
+        """Undo one message's effects (rows, emitted events, callbacks) without losing the rest of the batch."""
+        emitted_before, callbacks_before = len(tx.outgoing), len(tx.committed_callbacks)
         try:
             async with self._connections[id(tx)].transaction():
                 yield
         except BaseException:
             del tx.outgoing[emitted_before:]
+            del tx.committed_callbacks[callbacks_before:]
             raise
 
 
@@ -145,16 +153,24 @@ class InMemoryTransactions(Generic[R]):
             self.published.extend(tx.outgoing)
         finally:
             del self._claimed[id(tx)]
+        _run_callbacks(tx)
 
     @contextlib.asynccontextmanager
     async def savepoint(self, tx: Transaction[R]) -> AsyncIterator[None]:
         emitted_before, claimed_before = len(tx.outgoing), len(self._claimed[id(tx)])
+        callbacks_before = len(tx.committed_callbacks)
         try:
             yield
         except BaseException:
             del tx.outgoing[emitted_before:]
             del self._claimed[id(tx)][claimed_before:]
+            del tx.committed_callbacks[callbacks_before:]
             raise
+
+
+def _run_callbacks(tx: Transaction[object]) -> None:
+    for callback in tx.committed_callbacks:
+        callback()
 
 
 def _error_text(error: BaseException) -> str:
