@@ -48,3 +48,20 @@ async def test_aggregator_killed_mid_round_resumes_and_counts_each_update_once(s
         assert sorted(r["update_id"] for r in rows) == sorted([first.update_id, *(o.update_id for o in others)])
     finally:
         await log.__aexit__(None, None, None)
+
+
+async def test_losing_redis_loses_nothing_the_round_cache_is_rebuilt(stack):
+    import redis.asyncio as aioredis
+
+    spec = small_spec(f"redis-{uuid4().hex[:8]}", quorum=1, round_deadline_s=120)
+    log, initial = await start(stack, spec)
+    try:
+        client = aioredis.from_url(stack.endpoints.redis_url)
+        await client.flushall()  # coordination state gone: live participants, round cache
+        await client.aclose()
+        async with Submitter(stack.endpoints, spec.federation_id) as sub:
+            update = await sub.submit("a", 1, {k: v + 1.0 for k, v in initial.items()})
+            accepted = await log.wait_event(ev.UpdateAccepted, lambda e: e.update_id == update.update_id)
+        assert accepted.round == 1
+    finally:
+        await log.__aexit__(None, None, None)
