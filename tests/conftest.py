@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from fedstream.messaging.kafka import ensure_topics
+from fedstream.observability.settings import ObservabilitySettings
+from fedstream.observability.tracing import setup_tracing
 from fedstream.settings import Endpoints, StackSettings
 from fedstream.storage.postgres import apply_migrations
 from fedstream.supervisor import Supervisor
@@ -48,8 +50,13 @@ async def infra(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def stack(infra: Infra):
-    env = dict(os.environ, FEDSTREAM_STATE_DIR=str(infra.settings.state_dir))
-    services = Supervisor(infra.settings.state_dir / "logs", env=env, restart_backoff_s=0.5)
+    """The six services, each with a /metrics endpoint and spans written as JSON lines (as is this process's
+    participant runtime), so tests can check one trace crosses every service."""
+    traces_dir = infra.settings.state_dir / "traces"
+    env = dict(os.environ, FEDSTREAM_STATE_DIR=str(infra.settings.state_dir), FEDSTREAM_TRACES="file",
+               FEDSTREAM_TRACES_DIR=str(traces_dir))
+    setup_tracing("participant", ObservabilitySettings(traces="file", traces_dir=traces_dir))
+    services = Supervisor(infra.settings.state_dir / "logs", env=env, restart_backoff_s=0.5, metrics=True)
     services.start()
     try:
         yield Stack(infra.settings, infra.endpoints, services)

@@ -22,6 +22,9 @@ from fedstream.messaging.consumer import BatchProcessor, Dispatcher, EventConsum
 from fedstream.messaging.kafka import ensure_topics, make_consumer, make_producer
 from fedstream.messaging.outbox import OutboxRelay
 from fedstream.messaging.transaction import PostgresTransactions
+from fedstream.observability.metrics import setup_metrics
+from fedstream.observability.settings import ObservabilitySettings
+from fedstream.observability.tracing import setup_tracing
 from fedstream.settings import Endpoints
 from fedstream.storage.postgres import apply_migrations, create_pool
 from schemas.base import Event
@@ -131,7 +134,7 @@ async def _drain(tasks: list[asyncio.Task[None]]) -> None:
 
 
 def serve(definition: ServiceDefinition, endpoints: Endpoints) -> None:
-    """Process entry point: run until SIGTERM/SIGINT."""
+    """Process entry point: run until SIGTERM/SIGINT; traces and metrics as the settings say."""
     logging.basicConfig(
         level=os.environ.get("FEDSTREAM_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s {definition.name} %(levelname)s %(name)s: %(message)s",
@@ -145,4 +148,11 @@ def serve(definition: ServiceDefinition, endpoints: Endpoints) -> None:
             loop.add_signal_handler(sig, service.stop)
         await service.run()
 
-    asyncio.run(main())
+    observability = ObservabilitySettings()
+    tracer_provider = setup_tracing(definition.name, observability)
+    setup_metrics(definition.name, observability)
+    try:
+        asyncio.run(main())
+    finally:
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # flush the last spans

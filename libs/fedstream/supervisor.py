@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from schemas.topics import SERVICES
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def module_of(service: str) -> str:
@@ -37,12 +44,17 @@ class Supervisor:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     services: tuple[str, ...] = SERVICES
     restart_backoff_s: float = 1.0
+    # Give each service its own /metrics port (needed when all six share one host).
+    metrics: bool = False
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     children: dict[str, Supervised] = field(default_factory=dict)
     _watcher: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.metrics:
+            self.metrics_ports = {name: free_port() for name in self.services}
         for name in self.services:
             self.start_one(name)
         self._watcher = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -51,9 +63,11 @@ class Supervisor:
     def start_one(self, name: str) -> Supervised:
         log_path = self.log_dir / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        env = dict(self.env)
+        if name in self.metrics_ports:
+            env["FEDSTREAM_METRICS_PORT"] = str(self.metrics_ports[name])
         process = subprocess.Popen(
-            [sys.executable, "-m", module_of(name)], stdout=log, stderr=subprocess.STDOUT, env=self.env,
-            start_new_session=True,
+            [sys.executable, "-m", module_of(name)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         previous = self.children.get(name)
         child = Supervised(name, process, log_path, restarts=previous.restarts + 1 if previous else 0)

@@ -72,6 +72,7 @@ def participant(
     from schemas.topics import PARTICIPANT, topics_consumed_by
 
     spec = load_spec(spec_path)
+    _trace_participants()
     local = [p for p in local_participants(spec) if p.participant_id == participant_id]
     if not local:
         console.print(f"[red]{participant_id!r} is not a participant of {spec.federation_id}[/]")
@@ -134,6 +135,7 @@ def demo(
 
 def _run_simulation(spec: FederationSpec, create: bool) -> None:
     endpoints = StackSettings().resolved()
+    _trace_participants()
     console.print(f"federation [bold]{spec.federation_id}[/]: {len(spec.participants)} participants, "
                   f"up to {spec.training.rounds} rounds, data {spec.data.dataset}")
 
@@ -154,6 +156,13 @@ def _run_simulation(spec: FederationSpec, create: bool) -> None:
     if done is not None:
         console.print(f"[green]federation completed[/]: {done.reason.value} after {done.rounds} rounds, "
                       f"final model v{done.final_model_version}; {result.wall_s:.1f}s wall, {result.rejected} rejected updates")
+
+
+def _trace_participants() -> None:
+    from fedstream.observability.settings import ObservabilitySettings
+    from fedstream.observability.tracing import setup_tracing
+
+    setup_tracing("participant", ObservabilitySettings())
 
 
 def _start_services(settings: StackSettings) -> Supervisor:

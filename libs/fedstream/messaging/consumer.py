@@ -25,6 +25,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from fedstream.messaging.codec import MalformedMessage, Record, decode
 from fedstream.messaging.transaction import Transaction, Transactions
+from fedstream.observability import metrics, tracing
 from schemas.base import Event
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,15 @@ class BatchProcessor:
                 elif event.event_id in fresh:
                     fresh.discard(event.event_id)  # a duplicate inside the same batch is a no-op too
                     try:
-                        await self.dispatcher.handler_for(event)(event, tx)
+                        with tracing.consuming(event, record.topic, tx.traceparent):
+                            await self.dispatcher.handler_for(event)(event, tx)
                     except TRANSIENT_ERRORS:
                         raise
                     except Exception as exc:
                         raise HandlerFailed(event.TYPE) from exc
                     handled += 1
+                    metrics.events_consumed.add(1, {"service": tx.consumer, "topic": record.topic, "type": event.TYPE})
+            tx.after_commit(lambda: metrics.observe_committed(tx.consumer, tx.events))
         return handled
 
     async def _isolating(self, decoded: list[tuple[Record, Event | MalformedMessage]]) -> int:
@@ -135,13 +139,16 @@ class BatchProcessor:
                 if isinstance(event, MalformedMessage):
                     self._dead_letter_malformed(tx, record, event)
                 elif self.dispatcher.handler_for(event) is not None:
-                    handled += await self._one(tx, record, event)
+                    with tracing.consuming(event, record.topic, tx.traceparent):
+                        handled += await self._one(tx, record, event)
+            tx.after_commit(lambda: metrics.observe_committed(tx.consumer, tx.events))
         return handled
 
     @staticmethod
     def _dead_letter_malformed(tx: Transaction[Any], record: Record, error: MalformedMessage) -> None:
         log.warning("dead-lettering a malformed record from %s: %s", record.topic, error)
         tx.dead_letter(record, error, attempts=1)
+        metrics.events_failed.add(1, {"service": tx.consumer, "reason": "malformed"})
 
     async def _one(self, tx: Transaction[Any], record: Record, event: Event) -> int:
         for attempt in range(1, self.retry.attempts_per_message + 1):
@@ -154,6 +161,7 @@ class BatchProcessor:
                 if attempt == self.retry.attempts_per_message:
                     log.exception("dead-lettering %s %s after %d attempts", event.TYPE, event.event_id, attempt)
                     tx.dead_letter(record, exc, attempts=attempt)
+                    metrics.events_failed.add(1, {"service": tx.consumer, "reason": "handler_error"})
         return 0
 
 
@@ -186,7 +194,9 @@ class EventConsumer:
             try:
                 started = time.perf_counter()
                 self.handled += await self.processor.process(records)
-                log.debug("batch of %d from %s in %.1f ms", len(records), tp, (time.perf_counter() - started) * 1000)
+                elapsed = time.perf_counter() - started
+                metrics.batch_duration.record(elapsed, {"topic": tp.topic})
+                log.debug("batch of %d from %s in %.1f ms", len(records), tp, elapsed * 1000)
                 break
             except TRANSIENT_ERRORS as exc:
                 if self._stopping.is_set():

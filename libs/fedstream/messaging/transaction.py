@@ -18,6 +18,7 @@ import asyncpg
 
 from fedstream.messaging.codec import Record, encode
 from fedstream.messaging.tracing import child_traceparent
+from fedstream.observability.tracing import current_traceparent
 from schemas.base import Event
 from schemas.topics import DEAD_LETTER, topic_for
 
@@ -31,6 +32,7 @@ class Transaction(Generic[R]):
     traceparent: str | None = None
     record: Record | None = None  # the message being handled, byte for byte (the audit trail hashes it)
     outgoing: list[Record] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)  # what ``outgoing`` holds, as events (for metrics)
     # Work that may only happen once this transaction's effects are durable (e.g. warming a cache).
     committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
     _claim: Callable[[str, list[UUID]], Awaitable[set[UUID]]] | None = None
@@ -45,7 +47,10 @@ class Transaction(Generic[R]):
         return await self._claim(self.consumer, event_ids)
 
     def emit(self, event: Event) -> None:
-        self.outgoing.append(encode(event, topic_for(type(event)).name, child_traceparent(self.traceparent)))
+        # The handling span's context when tracing records one; else a child of the consumed record's.
+        traceparent = current_traceparent() or child_traceparent(self.traceparent)
+        self.outgoing.append(encode(event, topic_for(type(event)).name, traceparent))
+        self.events.append(event)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.committed_callbacks.append(callback)
@@ -90,13 +95,12 @@ class PostgresTransactions(Generic[R]):
     @contextlib.asynccontextmanager
     async def savepoint(self, tx: Transaction[R]) -> AsyncIterator[None]:
         """Undo one message's effects (rows, emitted events, callbacks) without losing the rest of the batch."""
-        emitted_before, callbacks_before = len(tx.outgoing), len(tx.committed_callbacks)
+        mark = _mark(tx)
         try:
             async with self._connections[id(tx)].transaction():
                 yield
         except BaseException:
-            del tx.outgoing[emitted_before:]
-            del tx.committed_callbacks[callbacks_before:]
+            _rewind(tx, mark)
             raise
 
 
@@ -157,15 +161,23 @@ class InMemoryTransactions(Generic[R]):
 
     @contextlib.asynccontextmanager
     async def savepoint(self, tx: Transaction[R]) -> AsyncIterator[None]:
-        emitted_before, claimed_before = len(tx.outgoing), len(self._claimed[id(tx)])
-        callbacks_before = len(tx.committed_callbacks)
+        mark, claimed_before = _mark(tx), len(self._claimed[id(tx)])
         try:
             yield
         except BaseException:
-            del tx.outgoing[emitted_before:]
+            _rewind(tx, mark)
             del self._claimed[id(tx)][claimed_before:]
-            del tx.committed_callbacks[callbacks_before:]
             raise
+
+
+def _mark(tx: Transaction[object]) -> tuple[int, int, int]:
+    return len(tx.outgoing), len(tx.events), len(tx.committed_callbacks)
+
+
+def _rewind(tx: Transaction[object], mark: tuple[int, int, int]) -> None:
+    """Forget what a rolled-back savepoint emitted or scheduled."""
+    outgoing, events, callbacks = mark
+    del tx.outgoing[outgoing:], tx.events[events:], tx.committed_callbacks[callbacks:]
 
 
 def _run_callbacks(tx: Transaction[object]) -> None:

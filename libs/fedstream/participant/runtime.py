@@ -22,6 +22,7 @@ from fedstream.messaging.codec import MalformedMessage, decode, encode
 from fedstream.messaging.consumer import to_record
 from fedstream.messaging.kafka import send_records
 from fedstream.messaging.tracing import child_traceparent
+from fedstream.observability import tracing
 from fedstream.ml.data import LocalDataset
 from fedstream.storage import tensors
 from fedstream.storage.blobs import BlobStore
@@ -106,7 +107,11 @@ class ParticipantRuntime:
         if event.federation_id != self.federation_id:
             return
         self.on_event(event)
-        traceparent = child_traceparent(record.header("traceparent"))
+        with tracing.consuming(event, record.topic, record.header("traceparent")):
+            # what this participant publishes in response continues the trace of what it consumed
+            await self._dispatch(event, tracing.current_traceparent() or child_traceparent(record.header("traceparent")))
+
+    async def _dispatch(self, event: Event, traceparent: str) -> None:
         match event:
             case ev.FederationCreated():
                 self.progress.spec = event.spec
