@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,13 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedstream.stack.process import free_port
 from schemas.topics import SERVICES
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def module_of(service: str) -> str:

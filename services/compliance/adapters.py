@@ -7,7 +7,7 @@ import asyncpg
 
 from services.compliance.domain import AuditEntry, AuditRow
 
-_APPEND_LOCK = 0x617564697431  # serialises appends across compliance instances
+APPEND_LOCK = 0x617564697431  # serialises appends across compliance instances
 COLUMNS = "seq, event_id, event_type, topic, federation_id, round, source, occurred_at, payload_sha256, prev_hash, row_hash"
 
 
@@ -22,7 +22,7 @@ class PostgresAuditRepository:
 
     async def lock_head(self) -> AuditRow | None:
         if not self._locked:
-            await self.conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+            await self.conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
             row = await self.conn.fetchrow(f"SELECT {COLUMNS} FROM audit_trail ORDER BY seq DESC LIMIT 1")
             self._head, self._locked = (None if row is None else to_row(row)), True
         return self._head

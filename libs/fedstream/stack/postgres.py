@@ -50,6 +50,10 @@ SERVER_SETTINGS = (
     # A commit returns before its WAL reaches the disk: ~10x faster small transactions. A crash of
     # PostgreSQL loses nothing; only a crash of the whole OS can lose the last few hundred ms.
     "synchronous_commit=off",
+    # Point-in-time recovery: every completed WAL segment is copied to the archive (see stack/recovery.py).
+    "wal_level=replica",
+    "archive_mode=on",
+    "archive_timeout=60",
 )
 
 
@@ -161,10 +165,13 @@ def hand_over(data_dir: Path, account: str) -> None:
 # --- the component -----------------------------------------------------------------------------
 
 
-def postgres_command(bin_dir: Path, data_dir: Path, port: int) -> list[str]:
+def postgres_command(bin_dir: Path, data_dir: Path, port: int, archive_dir: Path | None = None) -> list[str]:
     argv = [str(bin_dir / "postgres"), "-D", str(data_dir), "-c", f"port={port}"]
     for setting in SERVER_SETTINGS:
         argv += ["-c", setting]
+    if archive_dir is not None:
+        # Never overwrite an archived segment: a second copy under the same name means something is wrong.
+        argv += ["-c", f"archive_command=test ! -f {archive_dir}/%f && cp %p {archive_dir}/%f"]
     return argv
 
 
@@ -184,6 +191,16 @@ class PostgreSQL(Component):
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "wal-archive"
+
+    def _ensure_archive(self) -> None:
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        account = service_account()
+        if account:
+            hand_over(self.archive_dir, account)
 
     def binaries(self) -> tuple[Path, str]:
         if self._binaries is None:
@@ -238,8 +255,9 @@ class PostgreSQL(Component):
         bin_dir, _ = self.binaries()
         port = reuse_or_allocate(previous.extra.get("port") if previous else None)
         log_path = self.home / "postgres.log"
+        self._ensure_archive()
         pid, created = spawn_detached(
-            postgres_command(bin_dir, self.data_dir, port),
+            postgres_command(bin_dir, self.data_dir, port, self.archive_dir),
             log_path=log_path,
             cwd=self.data_dir,
             user=service_account(),
@@ -250,7 +268,7 @@ class PostgreSQL(Component):
             kind=self.kind(),
             address=database_url(port),
             log=str(log_path),
-            extra={"port": port, "bin_dir": str(bin_dir)},
+            extra={"port": port, "bin_dir": str(bin_dir), "archive_dir": str(self.archive_dir)},
         )
 
     async def wait_ready(self, record: ProcessRecord) -> None:
