@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from schemas.base import BlobRef, Event, Frozen, Identifier, ParamSpec, RoundNumber, Sha256Hex
 from schemas.federation import FederationSpec
@@ -82,6 +82,8 @@ class CompletionReason(StrEnum):
     CONVERGED = "converged"
     TARGET_REACHED = "target_reached"
     ROUND_BUDGET = "round_budget"
+    # fewer participants with privacy budget left than the quorum needs
+    PRIVACY_BUDGETS_EXHAUSTED = "privacy_budgets_exhausted"
 
 
 class FederationCompleted(Event):
@@ -92,6 +94,21 @@ class FederationCompleted(Event):
 
 
 # --- participants ----------------------------------------------------------------------------
+
+
+class DpParameters(Frozen):
+    """The mechanism a participant ran (DP-SGD: the Poisson-subsampled Gaussian, ``steps`` times).
+
+    Everything the accounting service needs to recompute ε itself; an ε is deliberately not a field.
+    """
+
+    mechanism: Literal["dp_sgd"] = "dp_sgd"
+    noise_multiplier: float = Field(gt=0)  # σ: noise stddev / clipping norm
+    sample_rate: float = Field(gt=0, le=1)  # q: Poisson sampling probability per record per step
+    steps: int = Field(ge=0)
+    clipping_norm: float = Field(gt=0)  # C
+    delta: float = Field(gt=0, lt=1)  # the δ the participant planned for
+    dataset_id: Identifier  # budgets compose per participant × dataset, across federations
 
 
 class UpdateSubmitted(Event):
@@ -105,7 +122,14 @@ class UpdateSubmitted(Event):
     update: BlobRef
     num_examples: int = Field(ge=1)
     train_loss: float
-    protection: Literal["plaintext"] = "plaintext"
+    protection: Literal["plaintext", "dp"] = "plaintext"
+    privacy: DpParameters | None = None
+
+    @model_validator(mode="after")
+    def _dp_carries_parameters(self) -> "UpdateSubmitted":
+        if (self.protection == "dp") != (self.privacy is not None):
+            raise ValueError("protection 'dp' and DP parameters go together: one without the other is malformed")
+        return self
 
 
 class ParticipantHeartbeat(Event):
@@ -156,6 +180,7 @@ class UpdateAccepted(Event):
     update: BlobRef
     num_examples: int = Field(ge=1)
     train_loss: float
+    privacy: DpParameters | None = None
 
 
 class UpdateRejected(Event):
@@ -179,8 +204,36 @@ class PrivacyCharged(Event):
     round: RoundNumber
     update: BlobRef
     num_examples: int = Field(ge=1)
+    # Cumulative ε of this participant on this dataset once this update is counted (None: no DP).
     epsilon: float | None = Field(default=None, ge=0)
     delta: float | None = Field(default=None, ge=0, lt=1)
+    privacy: DpParameters | None = None
+    accountant: Literal["rdp", "pld"] | None = None  # which bound ``epsilon`` is (the tighter one)
+    budget_epsilon: float | None = Field(default=None, gt=0)
+
+
+class BudgetReason(StrEnum):
+    """Why the accountant refused an update (participants and dashboards key on these)."""
+
+    EXHAUSTED = "exhausted"  # counting it would take cumulative ε over the budget
+    MISSING_PARAMETERS = "missing_parameters"  # a DP federation got an update without DP parameters
+
+
+class BudgetExhausted(Event):
+    """An accepted update the ledger refused: it is not charged, so aggregation never counts it, and its
+    participant is not selected again in this federation."""
+
+    TYPE: ClassVar[str] = "io.fedstream.privacy.budget_exhausted.v1"
+    update_id: UUID
+    participant_id: Identifier
+    round: RoundNumber
+    dataset_id: Identifier | None
+    reason: BudgetReason
+    detail: Detail
+    epsilon_spent: float = Field(ge=0)  # before this update
+    epsilon_requested: float | None = Field(default=None, ge=0)  # cumulative, had it been counted
+    budget_epsilon: float = Field(gt=0)
+    delta: float = Field(gt=0, lt=1)
 
 
 # --- aggregation -----------------------------------------------------------------------------

@@ -102,10 +102,51 @@ class ValidationSpec(Frozen):
     target_metric: float | None = Field(default=None, ge=0, le=1)
 
 
+# Seed §2.1: the most ε a participant may spend on one dataset, by how sensitive the data are.
+EPSILON_CEILING: dict[DataSensitivity, float] = {DataSensitivity.PATIENT_LEVEL: 0.5, DataSensitivity.AGGREGATE: 1.0}
+
+
 class PrivacySpec(Frozen):
+    """The privacy budget (ε, δ) per participant and dataset. ``epsilon`` left out means the ceiling of
+    the data's sensitivity class; a spec may ask for less than the ceiling, never more."""
+
     data_sensitivity: DataSensitivity = DataSensitivity.PATIENT_LEVEL
-    epsilon: float = Field(default=0.5, gt=0)
+    epsilon: float | None = Field(default=None, gt=0)
     delta: float = Field(default=1e-5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _within_ceiling(self) -> "PrivacySpec":
+        ceiling = EPSILON_CEILING[self.data_sensitivity]
+        if self.epsilon is not None and self.epsilon > ceiling:
+            raise ValueError(
+                f"epsilon {self.epsilon} exceeds the ceiling {ceiling} for {self.data_sensitivity.value} data"
+            )
+        return self
+
+    @property
+    def budget_epsilon(self) -> float:
+        return EPSILON_CEILING[self.data_sensitivity] if self.epsilon is None else self.epsilon
+
+
+class DpSpec(Frozen):
+    """How differential privacy is applied when ``crypto: dp``.
+
+    Local DP-SGD at each participant (record-level: per-sample clipping to ``clipping_norm``, noise
+    planned from the budget over all planned rounds unless ``noise_multiplier`` fixes it), and
+    optionally central DP-FedAvg at the aggregator (participant-level: each update delta clipped to
+    ``central_clipping_norm``, Gaussian noise σS on the sum; ``adaptive_clipping`` tracks the
+    ``target_quantile`` of update norms instead of a fixed S).
+    """
+
+    local: bool = True
+    clipping_norm: float = Field(default=1.0, gt=0)
+    noise_multiplier: float | None = Field(default=None, gt=0)
+    central: bool = False
+    central_clipping_norm: float = Field(default=1.0, gt=0)
+    central_noise_multiplier: float = Field(default=1.0, ge=0)
+    adaptive_clipping: bool = False
+    target_quantile: float = Field(default=0.5, gt=0, lt=1)
+    clipping_learning_rate: float = Field(default=0.2, gt=0)
 
 
 class ComplianceSpec(Frozen):
@@ -130,6 +171,7 @@ class FederationSpec(Frozen):
     validation: ValidationSpec = ValidationSpec()
     privacy: PrivacySpec = PrivacySpec()
     crypto: CryptoApproach = CryptoApproach.NONE
+    dp: DpSpec = DpSpec()
     compliance: ComplianceSpec = ComplianceSpec()
     limits: LimitsSpec = LimitsSpec()
 
@@ -143,9 +185,16 @@ class FederationSpec(Frozen):
             raise ValueError(
                 f"training.quorum ({self.training.quorum}) exceeds the number of participants ({len(ids)})"
             )
-        if self.crypto is not CryptoApproach.NONE:
-            raise ValueError(f"crypto approach {self.crypto.value!r} is not available yet; use 'none'")
+        if self.crypto not in (CryptoApproach.NONE, CryptoApproach.DP):
+            raise ValueError(f"crypto approach {self.crypto.value!r} is not available yet; use 'none' or 'dp'")
+        if self.crypto is CryptoApproach.DP and not (self.dp.local or self.dp.central):
+            raise ValueError("crypto: dp needs dp.local, dp.central or both")
         return self
+
+    @property
+    def local_dp(self) -> bool:
+        """Participants must train with DP-SGD and report its parameters."""
+        return self.crypto is CryptoApproach.DP and self.dp.local
 
     @property
     def participant_ids(self) -> tuple[str, ...]:

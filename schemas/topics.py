@@ -49,7 +49,7 @@ ROUNDS = Topic(
     "Federation lifecycle: created, round opened, model released, completed.",
     (ev.FederationCreated, ev.RoundOpened, ev.ModelReleased, ev.FederationCompleted),
     (REGISTRY,),
-    (INGESTION, AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
+    (INGESTION, PRIVACY, AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
 )
 SUBMISSIONS = Topic(
     "fedstream.submissions",
@@ -76,10 +76,10 @@ ADMISSIONS = Topic(
 )
 PRIVACY_LEDGER = Topic(
     "fedstream.privacy",
-    "Privacy charges: only charged updates are aggregated.",
-    (ev.PrivacyCharged,),
+    "Privacy charges (only charged updates are aggregated) and refusals of updates that would overspend a budget.",
+    (ev.PrivacyCharged, ev.BudgetExhausted),
     (PRIVACY,),
-    (AGGREGATION, COMPLIANCE),
+    (AGGREGATION, REGISTRY, COMPLIANCE, PARTICIPANT),
     partitions=6,
 )
 AGGREGATES = Topic(

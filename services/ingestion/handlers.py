@@ -113,7 +113,7 @@ class IngestionHandlers:
             UpdateAccepted(
                 source=INGESTION, federation_id=event.federation_id, update_id=event.update_id,
                 participant_id=event.participant_id, round=event.round, update=event.update,
-                num_examples=event.num_examples, train_loss=event.train_loss,
+                num_examples=event.num_examples, train_loss=event.train_loss, privacy=event.privacy,
             )
         )
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
+from fedstream.privacy.accountant import TwoAccountants
 from fedstream.service import ServiceDefinition, serve
 from fedstream.settings import ServiceSettings
 from services.privacy_accounting.adapters import PostgresLedgerRepository
-from services.privacy_accounting.domain import PlaintextAccountant
 from services.privacy_accounting.handlers import PrivacyHandlers
 from schemas.topics import PRIVACY
 
@@ -18,7 +18,7 @@ class PrivacySettings(ServiceSettings):
 
 def definition(settings: PrivacySettings) -> ServiceDefinition:
     return ServiceDefinition(
-        name=PRIVACY, handlers=PrivacyHandlers(PlaintextAccountant()).table(), repo_factory=PostgresLedgerRepository
+        name=PRIVACY, handlers=PrivacyHandlers(TwoAccountants()).table(), repo_factory=PostgresLedgerRepository
     )
 
 

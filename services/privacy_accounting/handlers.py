@@ -1,13 +1,18 @@
+"""Thin handlers: keep each federation's budget, then charge or refuse every accepted update."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from fedstream.messaging.transaction import Transaction
-from services.privacy_accounting.domain import Accountant
+from services.privacy_accounting import domain
+from services.privacy_accounting.domain import Accountant, Charge, FederationPolicy, Refusal
 from services.privacy_accounting.ports import LedgerRepository
 from schemas.base import derived_id
-from schemas.events import PrivacyCharged, UpdateAccepted
+from schemas.events import BudgetExhausted, FederationCreated, PrivacyCharged, UpdateAccepted
 from schemas.topics import PRIVACY
+
+Tx = Transaction[LedgerRepository]
 
 
 class PrivacyHandlers:
@@ -15,16 +20,38 @@ class PrivacyHandlers:
         self.accountant = accountant
 
     def table(self) -> dict[type, Callable]:
-        return {UpdateAccepted: self.on_accepted}
+        return {FederationCreated: self.on_federation_created, UpdateAccepted: self.on_accepted}
 
-    async def on_accepted(self, event: UpdateAccepted, tx: Transaction[LedgerRepository]) -> None:
-        charge = self.accountant.charge(event)
-        if not await tx.repo.record(charge):
-            return  # already charged under another delivery: charge at most once, forward at most once
-        tx.emit(
-            PrivacyCharged(
-                event_id=derived_id(event.update_id, "charged"), source=PRIVACY, federation_id=event.federation_id,
-                update_id=event.update_id, participant_id=event.participant_id, round=event.round,
-                update=event.update, num_examples=event.num_examples, epsilon=charge.epsilon, delta=charge.delta,
-            )
-        )
+    async def on_federation_created(self, event: FederationCreated, tx: Tx) -> None:
+        await tx.repo.save_policy(FederationPolicy.of(event.spec))
+
+    async def on_accepted(self, event: UpdateAccepted, tx: Tx) -> None:
+        if await tx.repo.decided(event.update_id):
+            return  # a replay of an update already charged or refused: charge at most once, forward at most once
+        policy = await tx.repo.policy(event.federation_id)
+        history = await tx.repo.history(event.participant_id, event.privacy.dataset_id) if event.privacy else []
+        decision = domain.decide(event, policy, history, self.accountant)
+        if isinstance(decision, Refusal):
+            if await tx.repo.record_refusal(decision):
+                tx.emit(_exhausted(event, decision))
+        elif await tx.repo.record(decision):
+            tx.emit(_charged(event, decision))
+
+
+def _charged(event: UpdateAccepted, charge: Charge) -> PrivacyCharged:
+    return PrivacyCharged(
+        event_id=derived_id(event.update_id, "charged"), source=PRIVACY, federation_id=event.federation_id,
+        update_id=event.update_id, participant_id=event.participant_id, round=event.round,
+        update=event.update, num_examples=event.num_examples, epsilon=charge.epsilon, delta=charge.delta,
+        privacy=charge.params, accountant=None if charge.estimate is None else charge.estimate.accountant,  # type: ignore[arg-type]
+        budget_epsilon=charge.budget_epsilon,
+    )
+
+
+def _exhausted(event: UpdateAccepted, refusal: Refusal) -> BudgetExhausted:
+    return BudgetExhausted(
+        event_id=derived_id(event.update_id, "budget_exhausted"), source=PRIVACY, federation_id=event.federation_id,
+        update_id=event.update_id, participant_id=event.participant_id, round=event.round, dataset_id=refusal.dataset_id,
+        reason=refusal.reason, detail=refusal.detail[:2000], epsilon_spent=refusal.epsilon_spent,
+        epsilon_requested=refusal.epsilon_requested, budget_epsilon=refusal.budget.epsilon, delta=refusal.budget.delta,
+    )

@@ -30,13 +30,15 @@ class PostgresRegistryRepository:
         return FederationState(
             row["federation_id"], FederationSpec.model_validate(row["spec"], strict=False), row["current_round"],
             row["latest_version"], BlobRef.model_validate(row["latest_model"], strict=False), row["completed"],
+            frozenset(row["excluded"]),
         )
 
     async def save(self, s: FederationState) -> None:
         await self.conn.execute(
-            "UPDATE registry_state SET current_round = $2, latest_version = $3, latest_model = $4, completed = $5 "
-            "WHERE federation_id = $1",
+            "UPDATE registry_state SET current_round = $2, latest_version = $3, latest_model = $4, completed = $5, "
+            "excluded = $6 WHERE federation_id = $1",
             s.federation_id, s.current_round, s.latest_version, s.latest_model.model_dump(mode="json"), s.completed,
+            sorted(s.excluded),
         )
 
     async def project(self, event: Event) -> None:

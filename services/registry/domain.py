@@ -17,6 +17,12 @@ class FederationState:
     latest_version: int
     latest_model: BlobRef
     completed: bool
+    # participants whose privacy budget is spent: never selected again in this federation
+    excluded: frozenset[str] = frozenset()
+
+    @property
+    def selectable(self) -> tuple[str, ...]:
+        return tuple(p for p in self.spec.participant_ids if p not in self.excluded)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ def after_round(state: FederationState, converged: bool = False, target_reached:
         return Complete(CompletionReason.CONVERGED)
     if state.current_round >= state.spec.training.rounds:
         return Complete(CompletionReason.ROUND_BUDGET)
+    if len(state.selectable) < state.spec.training.quorum:
+        return Complete(CompletionReason.PRIVACY_BUDGETS_EXHAUSTED)
     return OpenNext(state.current_round + 1)
 
 

@@ -17,6 +17,7 @@ from services.registry.domain import Complete, FederationState, OpenNext
 from services.registry.ports import RegistryRepository
 from schemas.base import Event, ParamSpec, derived_id, utcnow
 from schemas.events import (
+    BudgetExhausted,
     CreateFederation,
     FederationCompleted,
     FederationCreated,
@@ -39,6 +40,7 @@ class RegistryHandlers:
 
     def table(self) -> dict[type, Callable]:
         decisions: dict[type, Callable] = {
+            BudgetExhausted: self.on_budget_exhausted,
             CreateFederation: self.on_create,
             ModelValidated: self.on_validated,
             ModelRejected: self.on_round_without_release,
@@ -87,6 +89,12 @@ class RegistryHandlers:
         state = replace(state, latest_version=version, latest_model=event.candidate)
         await self._next(state, tx, converged=event.converged, target_reached=event.target_reached)
 
+    async def on_budget_exhausted(self, event: BudgetExhausted, tx: Tx) -> None:
+        """The participant is told why (the event itself) and is not selected for later rounds."""
+        state = await tx.repo.lock(event.federation_id)
+        if state is not None and event.participant_id not in state.excluded:
+            await tx.repo.save(replace(state, excluded=state.excluded | {event.participant_id}))
+
     async def on_round_without_release(self, event: ModelRejected | RoundFailed, tx: Tx) -> None:
         state = await tx.repo.lock(event.federation_id)
         if not domain.is_current(state, event.round):
@@ -115,7 +123,7 @@ class RegistryHandlers:
             RoundOpened(
                 event_id=derived_id(state.federation_id, state.current_round, "opened"), source=REGISTRY,
                 federation_id=state.federation_id, round=state.current_round, model_version=state.latest_version,
-                global_model=state.latest_model, participants=state.spec.participant_ids, quorum=training.quorum,
+                global_model=state.latest_model, participants=state.selectable, quorum=training.quorum,
                 deadline=self.clock() + timedelta(seconds=training.round_deadline_s), local_epochs=training.local_epochs,
                 learning_rate=training.learning_rate, batch_size=training.batch_size,
             )

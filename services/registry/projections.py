@@ -83,6 +83,16 @@ async def update_rejected(conn: asyncpg.Connection, e: ev.UpdateRejected) -> Non
     )
 
 
+async def budget_exhausted(conn: asyncpg.Connection, e: ev.BudgetExhausted) -> None:
+    """A privacy refusal is a rejection of that update, visible next to the others."""
+    await conn.execute(
+        "INSERT INTO update_rejections (event_id, update_id, federation_id, round, participant_id, reason, detail, rejected_by, rejected_at) "
+        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING",
+        e.event_id, e.update_id, e.federation_id, e.round, e.participant_id, f"privacy_{e.reason.value}", e.detail,
+        e.source, e.time,
+    )
+
+
 async def round_aggregated(conn: asyncpg.Connection, e: ev.RoundAggregated) -> None:
     await _round(conn, e, aggregated_at=e.time, closed_by=e.closed_by, aggregate_sha256=e.aggregate.sha256,
                  contributors=len(e.contributions))
@@ -108,6 +118,7 @@ PROJECTIONS: dict[type[Event], Projection] = {
     ev.FederationCompleted: federation_completed,
     ev.UpdateAccepted: update_accepted,
     ev.UpdateRejected: update_rejected,
+    ev.BudgetExhausted: budget_exhausted,
     ev.RoundAggregated: round_aggregated,
     ev.RoundFailed: round_failed,
     ev.ModelValidated: model_validated,

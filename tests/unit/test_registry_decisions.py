@@ -75,3 +75,27 @@ async def test_convergence_stops_early():
     handlers, txs, _ = await setup()
     out = await run(handlers, txs, validated(1, ev.BlobRef(uri="memory://c", sha256="c" * 64, size=10), converged=True))
     assert isinstance(out[-1], ev.FederationCompleted) and out[-1].reason is ev.CompletionReason.CONVERGED
+
+
+def exhausted(participant):
+    from uuid import uuid4
+
+    return ev.BudgetExhausted(source="privacy-accounting", federation_id="f", update_id=uuid4(), participant_id=participant,
+                              round=1, dataset_id=None, reason=ev.BudgetReason.EXHAUSTED, detail="spent",
+                              epsilon_spent=0.5, budget_epsilon=0.5, delta=1e-5)
+
+
+async def test_a_participant_whose_budget_is_spent_is_not_selected_again():
+    handlers, txs, _ = await setup()
+    await run(handlers, txs, exhausted("a"))
+    opened = (await run(handlers, txs, validated(1, ev.BlobRef(uri="memory://c", sha256="c" * 64, size=10))))[-1]
+    assert isinstance(opened, ev.RoundOpened) and opened.participants == ("b",)
+
+
+async def test_the_federation_stops_when_too_few_participants_have_budget_left():
+    handlers, txs, _ = await setup()
+    for participant in ("a", "b"):
+        await run(handlers, txs, exhausted(participant))
+    completed = (await run(handlers, txs, validated(1, ev.BlobRef(uri="memory://c", sha256="c" * 64, size=10))))[-1]
+    assert isinstance(completed, ev.FederationCompleted)
+    assert completed.reason is ev.CompletionReason.PRIVACY_BUDGETS_EXHAUSTED

@@ -81,6 +81,11 @@ def sample_events() -> list[Event]:
             source="privacy-accounting", update_id=update_id, participant_id="hospital-a", round=1, update=_blob(3),
             num_examples=100, epsilon=0.1, delta=1e-5, **common,
         ),
+        ev.BudgetExhausted(
+            source="privacy-accounting", update_id=update_id, participant_id="hospital-a", round=9,
+            dataset_id="breast_cancer", reason=ev.BudgetReason.EXHAUSTED, detail="ε 0.52 over the budget 0.5",
+            epsilon_spent=0.48, epsilon_requested=0.52, budget_epsilon=0.5, delta=1e-5, **common,
+        ),
         ev.RoundAggregated(
             source="aggregation", round=1, aggregate=_blob(4), contributions=(_contribution(),),
             closed_by="all_submitted", **common,

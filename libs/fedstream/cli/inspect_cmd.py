@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from fedstream.settings import StackSettings
 from fedstream.storage.coordination import RedisCoordination
@@ -26,12 +29,24 @@ def views_replay(database_url: str = typer.Option(..., help="an empty database t
     console.print(f"[green]projected {count} events[/] into {database_url}")
 
 
-def status(federation_id: str | None = typer.Option(None, "--federation", help="default: the most recent")) -> None:
+def status(
+    federation_id: str | None = typer.Option(None, "--federation", help="default: the most recent"),
+    watch: float = typer.Option(0, help="refresh every N seconds as a live terminal dashboard (Ctrl-C stops)"),
+) -> None:
     """Rounds, participants (live ones from Redis) and the latest model of a federation."""
-    asyncio.run(_status(federation_id))
+    if not watch:
+        console.print(asyncio.run(status_view(federation_id)))
+        return
+    with Live(console=console, screen=False, auto_refresh=False) as live:
+        try:
+            while True:
+                live.update(asyncio.run(status_view(federation_id)), refresh=True)
+                time.sleep(watch)
+        except KeyboardInterrupt:
+            pass
 
 
-async def _status(federation_id: str | None) -> None:
+async def status_view(federation_id: str | None) -> RenderableType:
     endpoints = StackSettings().resolved()
     conn = await connect(endpoints.database_url)
     try:
@@ -40,33 +55,40 @@ async def _status(federation_id: str | None) -> None:
             federation_id,
         )
         if federation is None:
-            console.print("no federation yet: `fedstream federation create SPEC` or `fedstream demo`")
-            return
+            return Text("no federation yet: `fedstream federation create SPEC` or `fedstream demo`")
         fid = federation["federation_id"]
         state = f"completed ({federation['completion_reason']})" if federation["completed_at"] else "training"
-        console.print(f"[bold]{fid}[/] — {federation['project_name']} — {state}")
         rounds = await conn.fetch("SELECT * FROM round_status WHERE federation_id = $1 ORDER BY round", fid)
-        table = Table(title="rounds")
-        for column in ("round", "status", "contributors", "auc", "accuracy", "duration"):
-            table.add_column(column)
-        for r in rounds:
-            m = r["metrics"] or {}
-            auc = m.get("auc")
-            table.add_row(
-                str(r["round"]), r["status"], str(r["contributors"] or "-"), "-" if auc is None else f"{auc:.4f}",
-                "-" if "accuracy" not in m else f"{m['accuracy']:.4f}", "-" if r["duration_s"] is None else f"{r['duration_s']:.2f}s",
-            )
-        console.print(table)
-        participants = await conn.fetch("SELECT participant_id, organisation FROM participants WHERE federation_id = $1", fid)
-        live = await _live(endpoints.redis_url, fid)
-        console.print(f"participants: {len(participants)} enrolled, {len(live)} live (heartbeat within TTL)")
+        enrolled = await conn.fetchval("SELECT count(*) FROM participants WHERE federation_id = $1", fid)
         latest = await conn.fetchrow(
-            "SELECT version, sha256, metrics, released_at FROM model_versions WHERE model_id = $1 ORDER BY version DESC LIMIT 1", fid
+            "SELECT version, sha256, released_at FROM model_versions WHERE model_id = $1 ORDER BY version DESC LIMIT 1", fid
         )
-        if latest:
-            console.print(f"latest model: v{latest['version']} sha256 {latest['sha256'][:16]}… released {latest['released_at']:%Y-%m-%d %H:%M:%S}")
     finally:
         await conn.close()
+    live = await _live(endpoints.redis_url, fid)
+    parts: list[RenderableType] = [
+        Text.from_markup(f"[bold]{fid}[/] — {federation['project_name']} — {state}"),
+        _rounds_table(rounds),
+        Text(f"participants: {enrolled} enrolled, {len(live)} live (heartbeat within TTL)"),
+    ]
+    if latest:
+        parts.append(Text(f"latest model: v{latest['version']} sha256 {latest['sha256'][:16]}… "
+                          f"released {latest['released_at']:%Y-%m-%d %H:%M:%S}"))
+    return Group(*parts)
+
+
+def _rounds_table(rounds: list) -> Table:  # noqa: ANN001 - asyncpg records of round_status
+    table = Table(title="rounds")
+    for column in ("round", "status", "contributors", "auc", "accuracy", "duration"):
+        table.add_column(column)
+    for r in rounds:
+        m = r["metrics"] or {}
+        auc = m.get("auc")
+        table.add_row(
+            str(r["round"]), r["status"], str(r["contributors"] or "-"), "-" if auc is None else f"{auc:.4f}",
+            "-" if "accuracy" not in m else f"{m['accuracy']:.4f}", "-" if r["duration_s"] is None else f"{r['duration_s']:.2f}s",
+        )
+    return table
 
 
 async def _live(redis_url: str, federation_id: str) -> set[str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from fedstream.cli import inspect_cmd, run_cmd, stack_cmd
+from fedstream.cli import inspect_cmd, privacy_cmd, run_cmd, stack_cmd
 
 app = typer.Typer(help="fedstream: privacy-preserving federated learning over Kafka.", no_args_is_help=True)
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(inspect_cmd.audit_app, name="audit")
 app.add_typer(inspect_cmd.views_app, name="views")
+app.add_typer(privacy_cmd.privacy_app, name="privacy")
 federation_app = typer.Typer(help="Federations.")
 federation_app.command("create")(run_cmd.federation_create)
 app.add_typer(federation_app, name="federation")

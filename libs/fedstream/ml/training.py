@@ -95,8 +95,11 @@ def run_epochs(
             loss.backward()
             optimizer.step()
             # Weighted by batch size so a short last batch (or DP's Poisson-sized batches) counts right.
-            loss_sum += loss.item() * len(labels)
-            seen += len(labels)
+            # A Poisson batch may be empty: its mean loss is NaN but it still takes its noisy step (the
+            # privacy analysis counts every step), and it adds nothing to the reported loss.
+            if len(labels):
+                loss_sum += loss.item() * len(labels)
+                seen += len(labels)
         epoch_loss = loss_sum / max(seen, 1)
     return epoch_loss
 

@@ -40,12 +40,19 @@ class LocalParticipant:
     data: LocalDataset
     seed: int = 0
 
+    @property
+    def dataset_id(self) -> str:
+        """What the ledger composes ε over (with the participant): the local dataset's name."""
+        return self.data.name.lower()
+
 
 @dataclass
 class ParticipantStats:
     submitted: int = 0
     evaluated: int = 0
     rejected: list[ev.UpdateRejected] = field(default_factory=list)
+    epsilon: float | None = None  # cumulative ε the ledger charged (DP federations)
+    exhausted: ev.BudgetExhausted | None = None
 
 
 @dataclass
@@ -78,6 +85,7 @@ class ParticipantRuntime:
         self.heartbeat_s, self.on_event = heartbeat_s, on_event
         self.progress = FederationProgress()
         self.stats = {pid: ParticipantStats() for pid in self.local}
+        self._planned_noise: dict[tuple[str, int, int, int], float] = {}
         self.done = asyncio.Event()
 
     async def run(self) -> None:
@@ -125,6 +133,11 @@ class ParticipantRuntime:
                 self.progress.outcomes[event.round] = event
             case ev.ModelReleased():
                 self.progress.released[event.round] = event
+            case ev.PrivacyCharged() if event.participant_id in self.local and event.epsilon is not None:
+                self.stats[event.participant_id].epsilon = event.epsilon
+            case ev.BudgetExhausted() if event.participant_id in self.local:
+                log.warning("%s: privacy budget exhausted in round %d (%s): %s", event.participant_id, event.round, event.reason, event.detail)
+                self.stats[event.participant_id].exhausted = event
             case ev.UpdateRejected() if event.participant_id in self.local:
                 log.warning("%s: update for round %d rejected (%s): %s", event.participant_id, event.round, event.reason, event.detail)
                 self.stats[event.participant_id].rejected.append(event)
@@ -147,17 +160,43 @@ class ParticipantRuntime:
             local_epochs=opened.local_epochs, learning_rate=opened.learning_rate, batch_size=opened.batch_size,
             seed=zlib.crc32(f"{p.seed}/{p.participant_id}/{opened.round}".encode()),
         )
-        spec = self.progress.spec.model
-        result = await asyncio.get_running_loop().run_in_executor(
-            self.executor, train_local, spec, global_weights, p.data, config
-        )
+        federation = self.progress.spec
+        loop = asyncio.get_running_loop()
+        privacy: ev.DpParameters | None = None
+        if federation.local_dp:
+            dp = await loop.run_in_executor(self.executor, self._dp_config, p, opened)
+            from fedstream.privacy.dp_sgd import train_private
+
+            result, privacy = await loop.run_in_executor(
+                self.executor, train_private, federation.model, global_weights, p.data, config, dp
+            )
+        else:
+            result = await loop.run_in_executor(self.executor, train_local, federation.model, global_weights, p.data, config)
         ref = await self.blobs.put(tensors.to_bytes(result.weights))
         self.stats[p.participant_id].submitted += 1
         return ev.UpdateSubmitted(
             source=f"{PARTICIPANT}/{p.participant_id}", federation_id=self.federation_id, update_id=uuid4(),
             participant_id=p.participant_id, round=opened.round, base_model_version=opened.model_version, update=ref,
             num_examples=result.num_examples, train_loss=float(result.train_loss),
+            protection="plaintext" if privacy is None else "dp", privacy=privacy,
         )
+
+    def _dp_config(self, p: LocalParticipant, opened: ev.RoundOpened):  # noqa: ANN202 - a DpSgdConfig
+        """DP-SGD settings for this site: σ fixed by the spec, or planned so that every planned round
+        together stays within the federation's budget (planned once per site and round shape)."""
+        from fedstream.privacy.dp_sgd import DpSgdConfig, plan_noise
+
+        spec = self.progress.spec
+        sigma = spec.dp.noise_multiplier
+        if sigma is None:
+            key = (p.participant_id, p.data.num_train, opened.batch_size, opened.local_epochs)
+            if key not in self._planned_noise:
+                self._planned_noise[key] = plan_noise(
+                    p.data.num_train, opened.batch_size, opened.local_epochs, spec.training.rounds,
+                    spec.privacy.budget_epsilon, spec.privacy.delta,
+                )
+            sigma = self._planned_noise[key]
+        return DpSgdConfig(sigma, spec.dp.clipping_norm, spec.privacy.delta, dataset_id=p.dataset_id)
 
     async def _evaluate_all(self, aggregated: ev.RoundAggregated, traceparent: str) -> None:
         from fedstream.ml.training import evaluate

@@ -1,15 +1,18 @@
 """Privacy budgets by data sensitivity (adaptive ε, seed §2.1).
 
-The seed fixes ε = 0.5 for patient-level data and ε = 1.0 for aggregate statistics, at a stated δ.
-A federation spec may ask for less ε than its sensitivity allows, never more: a looser budget than
-the data's class is a DPO decision, made by changing the sensitivity class, not a number.
+The seed fixes ε = 0.5 for patient-level data and ε = 1.0 for aggregate statistics, at a stated δ
+(``schemas.federation.EPSILON_CEILING``). A federation spec may ask for less ε than its sensitivity
+class allows, never more (the spec refuses it): a looser budget is a DPO decision, made by changing
+the class, not a number.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.federation import DataSensitivity, PrivacySpec
+from schemas.federation import EPSILON_CEILING, DataSensitivity, PrivacySpec
+
+SEED_DELTA = 1e-5
 
 
 @dataclass(frozen=True)
@@ -18,17 +21,12 @@ class Budget:
     delta: float
 
 
-SEED_BUDGETS: dict[DataSensitivity, Budget] = {
-    DataSensitivity.PATIENT_LEVEL: Budget(epsilon=0.5, delta=1e-5),
-    DataSensitivity.AGGREGATE: Budget(epsilon=1.0, delta=1e-5),
-}
+SEED_BUDGETS: dict[DataSensitivity, Budget] = {s: Budget(e, SEED_DELTA) for s, e in EPSILON_CEILING.items()}
 # What an update is held to when its federation's spec has not reached the accountant yet: the
 # strictest class, so a budget is never overspent for want of information.
 STRICTEST: Budget = min(SEED_BUDGETS.values(), key=lambda b: (b.epsilon, b.delta))
 
 
 def budget_for(privacy: PrivacySpec) -> Budget:
-    """The spec's (ε, δ), capped by its sensitivity class's ceiling."""
-    ceiling = SEED_BUDGETS[privacy.data_sensitivity]
-    epsilon = ceiling.epsilon if privacy.epsilon is None else min(privacy.epsilon, ceiling.epsilon)
-    return Budget(epsilon=epsilon, delta=min(privacy.delta, ceiling.delta))
+    """A federation's (ε, δ): the spec's ε, or its sensitivity class's ceiling when it names none."""
+    return Budget(epsilon=privacy.budget_epsilon, delta=privacy.delta)

@@ -14,6 +14,7 @@ build for current torch; an unpredictable seed per round is the available substi
 from __future__ import annotations
 
 import secrets
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,9 @@ class DpSgdRun:
 
     def __init__(self, config: DpSgdConfig) -> None:
         self.config = config
-        self.engine = PrivacyEngine(accountant="rdp")
+        with warnings.catch_warnings():  # "secure RNG turned off": a known, documented choice (module docstring)
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")
+            self.engine = PrivacyEngine(accountant="rdp")
         self.optimizer: torch.optim.Optimizer | None = None
 
     def prepare(
@@ -78,3 +81,22 @@ def opacus_round_shape(num_examples: int, batch_size: int, local_epochs: int) ->
         raise ValueError("examples, batch size and epochs must all be at least 1")
     batches = -(-num_examples // batch_size)
     return 1.0 / batches, local_epochs * batches
+
+
+def plan_noise(
+    num_examples: int, batch_size: int, local_epochs: int, rounds: int, target_epsilon: float, delta: float
+) -> float:
+    """σ for a participant that will train ``rounds`` rounds like this one and must stay within ε."""
+    from fedstream.privacy.planning import plan_noise_multiplier
+
+    sample_rate, steps = opacus_round_shape(num_examples, batch_size, local_epochs)
+    return plan_noise_multiplier(target_epsilon, delta, sample_rate, steps, rounds)
+
+
+def train_private(spec, weights, data, config, dp: DpSgdConfig):  # noqa: ANN001, ANN201 - train_local's types
+    """``train_local`` under DP-SGD; returns its result and the mechanism's parameters."""
+    from fedstream.ml.training import train_local
+
+    run = DpSgdRun(dp)
+    result = train_local(spec, weights, data, config, prepare=run.prepare)
+    return result, run.parameters()

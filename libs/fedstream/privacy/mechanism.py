@@ -35,9 +35,10 @@ def compacted(mechanisms: Iterable[SampledGaussian]) -> tuple[SampledGaussian, .
     """Merge runs of the same (σ, q): composing k then m steps is composing k + m steps.
 
     Exact for both accountants, and it keeps a long ledger history cheap to recompute (a PLD
-    convolution per distinct mechanism, not per round). Order is kept by first appearance.
+    convolution per distinct mechanism, not per round). Sorted by (σ, q), so the result — and the
+    floating-point ε computed from it — does not depend on the order a ledger returns its rows in.
     """
     steps: dict[tuple[float, float], int] = defaultdict(int)
     for m in mechanisms:
         steps[(m.noise_multiplier, m.sample_rate)] += m.steps
-    return tuple(SampledGaussian(sigma, q, n) for (sigma, q), n in steps.items() if n > 0)
+    return tuple(SampledGaussian(sigma, q, n) for (sigma, q), n in sorted(steps.items()) if n > 0)
