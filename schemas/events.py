@@ -239,12 +239,24 @@ class BudgetExhausted(Event):
 # --- aggregation -----------------------------------------------------------------------------
 
 
+class CentralDpApplied(Frozen):
+    """DP-FedAvg at the aggregator: each update's delta clipped to ``clip_norm``, N(0, noise_stddev²) added
+    to the sum. Participant-level: every selected participant takes part in a round (sample rate 1)."""
+
+    noise_multiplier: float = Field(ge=0)
+    clip_norm: float = Field(gt=0)
+    noise_stddev: float = Field(ge=0)  # noise_multiplier × clip_norm
+    fraction_clipped: float = Field(ge=0, le=1)
+    next_clip_norm: float = Field(gt=0)  # adaptive clipping's S for the next round (= clip_norm when fixed)
+
+
 class RoundAggregated(Event):
     TYPE: ClassVar[str] = "io.fedstream.round.aggregated.v1"
     round: RoundNumber
     aggregate: BlobRef
     contributions: tuple[Contribution, ...] = Field(min_length=1)
     closed_by: Literal["all_submitted", "deadline"]
+    central_dp: CentralDpApplied | None = None
 
 
 class RoundFailed(Event):

@@ -87,7 +87,7 @@ AGGREGATES = Topic(
     "Round outcomes from the aggregator: a candidate model, or a failed round.",
     (ev.RoundAggregated, ev.RoundFailed),
     (AGGREGATION,),
-    (INGESTION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
+    (INGESTION, PRIVACY, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
 )
 EVALUATIONS = Topic(
     "fedstream.evaluations",

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.aggregation.domain import RoundState, RoundStatus
+from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
 from services.aggregation.ports import StoredContribution
 from schemas.base import BlobRef
 
@@ -18,9 +18,10 @@ class PostgresAggregationRepository:
 
     async def open_round(self, state: RoundState) -> bool:
         status = await self.conn.execute(
-            "INSERT INTO aggregation_rounds (federation_id, round, quorum, deadline, participants, status) "
-            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
+            "INSERT INTO aggregation_rounds (federation_id, round, quorum, deadline, participants, status, base_model) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT DO NOTHING",
             state.federation_id, state.round, state.quorum, state.deadline, list(state.participants), state.status.value,
+            state.base_model.model_dump(mode="json") if state.base_model else None,
         )
         return status.endswith(" 1")
 
@@ -33,6 +34,7 @@ class PostgresAggregationRepository:
         return RoundState(
             row["federation_id"], row["round"], row["quorum"], row["deadline"], tuple(row["participants"]),
             RoundStatus(row["status"]), row["received"],
+            BlobRef.model_validate(row["base_model"], strict=False) if row["base_model"] else None,
         )
 
     async def add_contribution(self, federation_id: str, round_number: int, c: StoredContribution) -> bool:
@@ -70,6 +72,25 @@ class PostgresAggregationRepository:
             now,
         )
         return [(r["federation_id"], r["round"]) for r in rows]
+
+    async def save_policy(self, federation_id: str, p: CentralPolicy) -> None:
+        await self.conn.execute(
+            "INSERT INTO aggregation_policies (federation_id, noise_multiplier, clip_norm, adaptive, target_quantile, "
+            "clipping_learning_rate) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
+            federation_id, p.noise_multiplier, p.clip_norm, p.adaptive, p.target_quantile, p.clipping_learning_rate,
+        )
+
+    async def policy(self, federation_id: str) -> CentralPolicy | None:
+        row = await self.conn.fetchrow("SELECT * FROM aggregation_policies WHERE federation_id = $1", federation_id)
+        if row is None:
+            return None
+        return CentralPolicy(row["noise_multiplier"], row["clip_norm"], row["adaptive"], row["target_quantile"],
+                             row["clipping_learning_rate"])
+
+    async def set_clip_norm(self, federation_id: str, clip_norm: float) -> None:
+        await self.conn.execute(
+            "UPDATE aggregation_policies SET clip_norm = $2 WHERE federation_id = $1", federation_id, clip_norm
+        )
 
 
 def _contribution(r: asyncpg.Record) -> StoredContribution:

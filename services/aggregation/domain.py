@@ -7,7 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from schemas.base import BlobRef
 from schemas.events import RejectionReason
+from schemas.federation import CryptoApproach, FederationSpec
 
 
 class RoundStatus(StrEnum):
@@ -25,6 +27,26 @@ class RoundState:
     participants: tuple[str, ...]
     status: RoundStatus
     received: int = 0
+    base_model: BlobRef | None = None  # the round's global model: central DP clips deltas against it
+
+
+@dataclass(frozen=True)
+class CentralPolicy:
+    """DP-FedAvg settings of one federation; ``clip_norm`` is the current S (adaptive clipping moves it)."""
+
+    noise_multiplier: float
+    clip_norm: float
+    adaptive: bool
+    target_quantile: float
+    clipping_learning_rate: float
+
+    @classmethod
+    def of(cls, spec: FederationSpec) -> "CentralPolicy | None":
+        if spec.crypto is not CryptoApproach.DP or not spec.dp.central:
+            return None
+        dp = spec.dp
+        return cls(dp.central_noise_multiplier, dp.central_clipping_norm, dp.adaptive_clipping, dp.target_quantile,
+                   dp.clipping_learning_rate)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from services.aggregation.domain import RoundState, RoundStatus
+from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
 from services.aggregation.ports import StoredContribution
 
 
@@ -13,6 +13,7 @@ class InMemoryAggregationRepository:
     def __init__(self) -> None:
         self.rounds: dict[tuple[str, int], RoundState] = {}
         self.contributed: dict[tuple[str, int], dict[str, StoredContribution]] = {}
+        self.policies: dict[str, CentralPolicy] = {}
 
     async def open_round(self, state: RoundState) -> bool:
         key = (state.federation_id, state.round)
@@ -45,3 +46,12 @@ class InMemoryAggregationRepository:
 
     async def due_rounds(self, now: datetime) -> list[tuple[str, int]]:
         return [k for k, s in self.rounds.items() if s.status is RoundStatus.COLLECTING and s.deadline <= now]
+
+    async def save_policy(self, federation_id: str, policy: CentralPolicy) -> None:
+        self.policies.setdefault(federation_id, policy)
+
+    async def policy(self, federation_id: str) -> CentralPolicy | None:
+        return self.policies.get(federation_id)
+
+    async def set_clip_norm(self, federation_id: str, clip_norm: float) -> None:
+        self.policies[federation_id] = replace(self.policies[federation_id], clip_norm=clip_norm)

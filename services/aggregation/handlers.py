@@ -10,12 +10,16 @@ from fedstream.messaging.transaction import Transaction
 from fedstream.storage import tensors
 from fedstream.storage.blobs import BlobStore
 from services.aggregation import domain
-from services.aggregation.domain import RoundState, RoundStatus
+from fedstream.privacy.adaptive_clipping import QuantileClipping, next_clip_norm
+from fedstream.privacy.central import NoiseSource, SystemNoise, dp_fedavg
+from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
 from services.aggregation.partials import PartialAggregates
 from services.aggregation.ports import AggregationRepository, StoredContribution
 from schemas.base import derived_id, utcnow
 from schemas.events import (
+    CentralDpApplied,
     Contribution,
+    FederationCreated,
     PrivacyCharged,
     RejectionReason,
     RoundAggregated,
@@ -29,16 +33,23 @@ Tx = Transaction[AggregationRepository]
 
 
 class AggregationHandlers:
-    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow, noise: NoiseSource | None = None) -> None:
         self.blobs, self.clock = blobs, clock
+        self.noise = noise or SystemNoise()
         self.partials = PartialAggregates(blobs)
 
     def table(self) -> dict[type, Callable]:
-        return {RoundOpened: self.on_round_opened, PrivacyCharged: self.on_charged}
+        return {FederationCreated: self.on_federation_created, RoundOpened: self.on_round_opened, PrivacyCharged: self.on_charged}
+
+    async def on_federation_created(self, event: FederationCreated, tx: Tx) -> None:
+        policy = CentralPolicy.of(event.spec)
+        if policy is not None:
+            await tx.repo.save_policy(event.federation_id, policy)
 
     async def on_round_opened(self, event: RoundOpened, tx: Tx) -> None:
         await tx.repo.open_round(
-            RoundState(event.federation_id, event.round, event.quorum, event.deadline, event.participants, RoundStatus.COLLECTING)
+            RoundState(event.federation_id, event.round, event.quorum, event.deadline, event.participants,
+                       RoundStatus.COLLECTING, base_model=event.global_model)
         )
 
     async def on_charged(self, event: PrivacyCharged, tx: Tx) -> None:
@@ -87,7 +98,13 @@ class AggregationHandlers:
 
     async def _aggregate(self, state: RoundState, step: domain.Close, tx: Tx) -> None:
         counted = await tx.repo.contributions(state.federation_id, state.round)
-        average = await self.partials.complete((state.federation_id, state.round), counted)
+        policy = await tx.repo.policy(state.federation_id)
+        central: CentralDpApplied | None = None
+        if policy is None:
+            average = await self.partials.complete((state.federation_id, state.round), counted)
+        else:
+            self.partials.forget((state.federation_id, state.round))  # DP-FedAvg clips per update: no running mean
+            average, central = await self._central_dp(state, counted, policy, tx)
         ref = await self.blobs.put(tensors.to_bytes(average))
         await tx.repo.set_status(state.federation_id, state.round, RoundStatus.AGGREGATED, step.closed_by, self.clock())
         tx.emit(
@@ -95,7 +112,28 @@ class AggregationHandlers:
                 event_id=derived_id(state.federation_id, state.round, "aggregated"), source=AGGREGATION,
                 federation_id=state.federation_id, round=state.round, aggregate=ref, closed_by=step.closed_by,
                 contributions=tuple(Contribution(**c.model_dump(exclude={"blob"})) for c in counted),
+                central_dp=central,
             )
+        )
+
+    async def _central_dp(
+        self, state: RoundState, counted: list[StoredContribution], policy: CentralPolicy, tx: Tx
+    ) -> tuple[dict, CentralDpApplied]:
+        """DP-FedAvg (McMahan et al. 2018): clip each delta to S, Gaussian noise σS on the sum, noise from
+        the operating system's CSPRNG; adaptive clipping (Andrew et al. 2021) then moves S."""
+        if state.base_model is None:
+            raise LookupError(f"round {state.round} of {state.federation_id} has no base model recorded")
+        base = tensors.from_bytes(await self.blobs.get(state.base_model))
+        updates = [tensors.from_bytes(await self.blobs.get(c.blob)) for c in counted]
+        new_weights, applied = dp_fedavg(base, updates, policy.clip_norm, policy.noise_multiplier, self.noise)
+        next_clip = policy.clip_norm
+        if policy.adaptive:
+            quantile = QuantileClipping(policy.clip_norm, policy.target_quantile, policy.clipping_learning_rate)
+            next_clip = next_clip_norm(quantile, applied.norms, self.noise).clip_norm
+            await tx.repo.set_clip_norm(state.federation_id, next_clip)
+        return new_weights, CentralDpApplied(
+            noise_multiplier=policy.noise_multiplier, clip_norm=policy.clip_norm, noise_stddev=applied.noise_stddev,
+            fraction_clipped=applied.fraction_clipped, next_clip_norm=next_clip,
         )
 
     async def close_due_rounds(self, transactions) -> None:  # noqa: ANN001 - a Transactions[AggregationRepository]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from services.aggregation.domain import RoundState, RoundStatus
+from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
 from schemas.events import Contribution
 from schemas.base import BlobRef
 
@@ -30,3 +30,10 @@ class AggregationRepository(Protocol):
 
     async def due_rounds(self, now: datetime) -> list[tuple[str, int]]:
         """Collecting rounds whose deadline has passed."""
+
+    async def save_policy(self, federation_id: str, policy: CentralPolicy) -> None: ...
+
+    async def policy(self, federation_id: str) -> CentralPolicy | None:
+        """The federation's central DP policy; None when the aggregate is a plain FedAvg."""
+
+    async def set_clip_norm(self, federation_id: str, clip_norm: float) -> None: ...

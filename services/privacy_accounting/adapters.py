@@ -6,7 +6,7 @@ import asyncpg
 
 from fedstream.privacy.budgets import Budget
 from fedstream.privacy.mechanism import SampledGaussian
-from services.privacy_accounting.domain import Charge, FederationPolicy, Refusal
+from services.privacy_accounting.domain import CentralCharge, Charge, FederationPolicy, Refusal
 
 
 class PostgresLedgerRepository:
@@ -68,3 +68,21 @@ class PostgresLedgerRepository:
             participant_id, dataset_id,
         )
         return [SampledGaussian(r["noise_multiplier"], r["sample_rate"], r["steps"]) for r in rows]
+
+    async def central_multipliers(self, federation_id: str, before_round: int) -> list[float]:
+        rows = await self.conn.fetch(
+            "SELECT noise_multiplier FROM privacy_central_ledger WHERE federation_id = $1 AND round < $2 ORDER BY round",
+            federation_id, before_round,
+        )
+        return [r["noise_multiplier"] for r in rows]
+
+    async def record_central(self, c: CentralCharge) -> bool:
+        e = c.estimate
+        status = await self.conn.execute(
+            "INSERT INTO privacy_central_ledger (federation_id, round, noise_multiplier, clip_norm, fraction_clipped, "
+            "epsilon, epsilon_rdp, epsilon_pld, delta, charged_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) "
+            "ON CONFLICT DO NOTHING",
+            c.federation_id, c.round, c.noise_multiplier, c.clip_norm, c.fraction_clipped, c.epsilon,
+            None if e is None else e.rdp, None if e is None else e.pld, c.delta, c.charged_at,
+        )
+        return status.endswith(" 1")

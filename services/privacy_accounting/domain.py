@@ -16,8 +16,8 @@ from uuid import UUID
 
 from fedstream.privacy.accountant import EpsilonEstimate
 from fedstream.privacy.budgets import STRICTEST, Budget, budget_for
-from fedstream.privacy.mechanism import SampledGaussian
-from schemas.events import BudgetReason, DpParameters, UpdateAccepted
+from fedstream.privacy.mechanism import SampledGaussian, compacted
+from schemas.events import BudgetReason, DpParameters, RoundAggregated, UpdateAccepted
 from schemas.federation import FederationSpec
 
 
@@ -126,3 +126,36 @@ def decide(
         mechanism=params.mechanism, epsilon=after.epsilon, delta=budget.delta, charged_at=update.time,
         params=params, estimate=after, budget_epsilon=budget.epsilon,
     )
+
+
+@dataclass(frozen=True)
+class CentralCharge:
+    """The central DP-FedAvg mechanism of one round, and the federation's cumulative ε after it."""
+
+    federation_id: str
+    round: int
+    noise_multiplier: float
+    clip_norm: float
+    fraction_clipped: float
+    estimate: EpsilonEstimate | None  # None: no noise, hence no guarantee to state
+    delta: float
+    charged_at: datetime
+
+    @property
+    def epsilon(self) -> float | None:
+        return None if self.estimate is None else self.estimate.epsilon
+
+
+def central_charge(
+    event: RoundAggregated, earlier_multipliers: Sequence[float], delta: float, accountant: Accountant
+) -> CentralCharge:
+    """Each round is one Gaussian mechanism on the participants' clipped deltas; every selected participant
+    takes part (sample rate 1), so rounds compose without amplification."""
+    applied = event.central_dp
+    assert applied is not None
+    multipliers = [*earlier_multipliers, applied.noise_multiplier]
+    estimate = None
+    if all(m > 0 for m in multipliers):
+        estimate = accountant.estimate(compacted(SampledGaussian(m, 1.0, 1) for m in multipliers), delta)
+    return CentralCharge(event.federation_id, event.round, applied.noise_multiplier, applied.clip_norm,
+                         applied.fraction_clipped, estimate, delta, event.time)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from fedstream.privacy.mechanism import SampledGaussian
-from services.privacy_accounting.domain import Charge, FederationPolicy, Refusal, mechanism_of
+from services.privacy_accounting.domain import CentralCharge, Charge, FederationPolicy, Refusal, mechanism_of
 
 
 class InMemoryLedgerRepository:
@@ -11,6 +11,7 @@ class InMemoryLedgerRepository:
         self.charges: dict[UUID, Charge] = {}
         self.refusals: dict[UUID, Refusal] = {}
         self.policies: dict[str, FederationPolicy] = {}
+        self.central: dict[tuple[str, int], CentralCharge] = {}
 
     async def record(self, charge: Charge) -> bool:
         if charge.update_id in self.charges:
@@ -39,3 +40,13 @@ class InMemoryLedgerRepository:
             for c in self.charges.values()
             if c.params is not None and c.participant_id == participant_id and c.params.dataset_id == dataset_id
         ]
+
+    async def central_multipliers(self, federation_id: str, before_round: int) -> list[float]:
+        return [c.noise_multiplier for (f, r), c in sorted(self.central.items()) if f == federation_id and r < before_round]
+
+    async def record_central(self, charge: CentralCharge) -> bool:
+        key = (charge.federation_id, charge.round)
+        if key in self.central:
+            return False
+        self.central[key] = charge
+        return True

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fedstream.messaging.transaction import Transaction
+from fedstream.privacy.budgets import STRICTEST
 from services.privacy_accounting import domain
 from services.privacy_accounting.domain import Accountant, Charge, FederationPolicy, Refusal
 from services.privacy_accounting.ports import LedgerRepository
 from schemas.base import derived_id
-from schemas.events import BudgetExhausted, FederationCreated, PrivacyCharged, UpdateAccepted
+from schemas.events import BudgetExhausted, FederationCreated, PrivacyCharged, RoundAggregated, UpdateAccepted
 from schemas.topics import PRIVACY
 
 Tx = Transaction[LedgerRepository]
@@ -20,7 +21,20 @@ class PrivacyHandlers:
         self.accountant = accountant
 
     def table(self) -> dict[type, Callable]:
-        return {FederationCreated: self.on_federation_created, UpdateAccepted: self.on_accepted}
+        return {
+            FederationCreated: self.on_federation_created,
+            UpdateAccepted: self.on_accepted,
+            RoundAggregated: self.on_aggregated,
+        }
+
+    async def on_aggregated(self, event: RoundAggregated, tx: Tx) -> None:
+        """The central DP mechanism's ε and δ go in the ledger too (seed: ε = 1.0 for aggregate statistics)."""
+        if event.central_dp is None:
+            return
+        policy = await tx.repo.policy(event.federation_id)
+        delta = policy.budget.delta if policy else STRICTEST.delta
+        earlier = await tx.repo.central_multipliers(event.federation_id, event.round)
+        await tx.repo.record_central(domain.central_charge(event, earlier, delta, self.accountant))
 
     async def on_federation_created(self, event: FederationCreated, tx: Tx) -> None:
         await tx.repo.save_policy(FederationPolicy.of(event.spec))

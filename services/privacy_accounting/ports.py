@@ -4,7 +4,7 @@ from typing import Protocol
 from uuid import UUID
 
 from fedstream.privacy.mechanism import SampledGaussian
-from services.privacy_accounting.domain import Charge, FederationPolicy, Refusal
+from services.privacy_accounting.domain import CentralCharge, Charge, FederationPolicy, Refusal
 
 
 class LedgerRepository(Protocol):
@@ -28,3 +28,9 @@ class LedgerRepository(Protocol):
         Serialises with other charges of the same participant × dataset until the transaction ends,
         so two instances can never both spend the last of a budget.
         """
+
+    async def central_multipliers(self, federation_id: str, before_round: int) -> list[float]:
+        """Noise multipliers of the federation's earlier central DP rounds."""
+
+    async def record_central(self, charge: CentralCharge) -> bool:
+        """Insert the round's central charge; False if that round was already recorded."""

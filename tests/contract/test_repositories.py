@@ -117,3 +117,28 @@ async def test_validation_collects_reports_for_the_candidate_only(validation_rep
     assert (await validation_repo.lock_candidate(f, 1)).decided
     assert await validation_repo.accepted_scores(f) == [0.8]
     assert (f, 1) not in await validation_repo.due_candidates(T0 + timedelta(days=1))
+
+
+async def test_a_central_dp_policy_is_kept_and_its_clip_norm_moves(aggregation_repo):
+    from services.aggregation.domain import CentralPolicy
+
+    f = fid()
+    assert await aggregation_repo.policy(f) is None
+    await aggregation_repo.save_policy(f, CentralPolicy(1.2, 1.0, True, 0.5, 0.2))
+    await aggregation_repo.set_clip_norm(f, 1.5)
+    assert await aggregation_repo.policy(f) == CentralPolicy(1.2, 1.5, True, 0.5, 0.2)
+    base = BlobRef(uri="file:///base", sha256="d" * 64, size=4)
+    await aggregation_repo.open_round(RoundState(f, 1, 1, T0, ("a",), RoundStatus.COLLECTING, base_model=base))
+    assert (await aggregation_repo.lock_round(f, 1)).base_model == base
+
+
+async def test_the_central_ledger_records_each_round_once(ledger_repo):
+    from services.privacy_accounting.domain import CentralCharge
+
+    f = fid()
+    first = CentralCharge(f, 1, 2.0, 1.0, 0.5, None, 1e-5, T0)
+    assert await ledger_repo.record_central(first)
+    assert not await ledger_repo.record_central(first)
+    await ledger_repo.record_central(CentralCharge(f, 2, 3.0, 1.0, 0.0, None, 1e-5, T0))
+    assert await ledger_repo.central_multipliers(f, before_round=2) == [2.0]
+    assert await ledger_repo.central_multipliers(f, before_round=3) == [2.0, 3.0]
