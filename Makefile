@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration bench schemas stack-up stack-down clean
+.PHONY: install test-tools demo test test-unit test-integration bench schemas stack-up stack-down clean
 
 install: $(STAMP)
 
@@ -22,10 +22,14 @@ demo: install
 	$(BIN)/fedstream demo
 
 ## Unit, contract and integration tests (the integration suite starts its own Kafka, PostgreSQL, Redis).
-test: install
+test: install test-tools
 	$(BIN)/python -m pytest
 
-test-unit: install
+# Chromium (report screenshot test) and promtool (alert rule tests), from Debian's packages when missing.
+test-tools:
+	bash infra/scripts/install-test-tools.sh
+
+test-unit: install test-tools
 	$(BIN)/python -m pytest tests/unit
 
 test-integration: install

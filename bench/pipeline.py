@@ -7,6 +7,7 @@
    evaluations at once, so the figure is the platform's own path (aggregation → validation → registry).
 3. Peak resident memory of each service process during the run.
 4. The 15-hospital demo federation: wall time per round with real PyTorch training.
+5. Seed §5.1's rows: non-private, "Basic DP" (ε = 0.5) and "Optimized DP" (bench/privacy.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import psutil
 
 from bench.actors import BenchParticipants, federation_spec
+from bench.privacy import privacy_rows
 from fedstream.cli.stack_cmd import bring_up
 from fedstream.settings import StackSettings
 from fedstream.supervisor import Supervisor
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--params", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--latency-rounds", type=int, default=40)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--skip-privacy", action="store_true", help="skip the DP rows (three 15-hospital federations)")
     args = parser.parse_args()
 
     settings = StackSettings()
@@ -130,6 +133,9 @@ def main() -> None:
                 print("15-hospital demo federation (real training):", flush=True)
                 report["demo"] = asyncio.run(demo_round_time(endpoints))
                 print(f"  {report['demo']['rounds']} rounds, median {report['demo']['round_time_median_s']:.2f}s per round", flush=True)
+            if not args.skip_privacy:
+                print("privacy rows, 15 hospitals (seed §5.1):", flush=True)
+                report["privacy"] = asyncio.run(privacy_rows(endpoints))
         report["peak_rss_mb"] = memory.peaks_mb
         print("peak RSS per service (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(memory.peaks_mb.items())))
     finally:

@@ -16,6 +16,7 @@ import typer
 import yaml
 
 from fedstream.cli.main import app
+from fedstream.observability.settings import ObservabilitySettings
 from fedstream.settings import ServiceSettings, StackSettings
 from fedstream.supervisor import module_of
 from schemas.topics import SERVICES
@@ -23,7 +24,9 @@ from schemas.topics import SERVICES
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICE_DEFS: dict[str, dict[str, Any]] = COMPOSE["services"]
-INFRA = ("kafka", "postgres", "redis")
+INFRA = ("kafka", "postgres", "redis")  # what the services need to run at all
+OBSERVABILITY = ("otel-collector", "jaeger", "prometheus", "grafana")  # what operators watch them with
+METRICS_PORT = "9464"
 
 
 def _bootstrap(name: str) -> ModuleType:
@@ -52,7 +55,7 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 
 def test_the_six_services_and_only_infrastructure_besides() -> None:
     assert set(SERVICES) <= set(SERVICE_DEFS)
-    assert set(SERVICE_DEFS) - set(SERVICES) == set(INFRA)
+    assert set(SERVICE_DEFS) - set(SERVICES) == set(INFRA) | set(OBSERVABILITY)
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -68,7 +71,7 @@ def test_each_service_runs_itself_through_the_cli(name: str) -> None:
 def test_service_env_vars_are_settings_fields(name: str) -> None:
     settings_class = _settings_class(name)
     own_prefix = settings_class.model_config["env_prefix"]
-    shared = {f"FEDSTREAM_{f}".upper() for f in StackSettings.model_fields}
+    shared = {f"FEDSTREAM_{f}".upper() for f in (*StackSettings.model_fields, *ObservabilitySettings.model_fields)}
     own = {f"{own_prefix}{f}".upper() for f in settings_class.model_fields}
     env = _env(SERVICE_DEFS[name])
     assert env, f"{name} sets no environment"
@@ -190,6 +193,75 @@ def test_kafka_runs_kraft_without_zookeeper() -> None:
 def test_infrastructure_has_healthchecks() -> None:
     for name in INFRA:
         assert SERVICE_DEFS[name]["healthcheck"]["test"], name
+
+
+# --- production: TimescaleDB and the observability stack -------------------------------------------
+
+
+def _mounts(name: str) -> dict[str, str]:
+    """Container path → source (a repo path or a named volume) of a service's volumes."""
+    return {target: source for source, target, *_ in (v.split(":") for v in SERVICE_DEFS[name].get("volumes", []))}
+
+
+def test_postgres_is_timescaledb_on_postgres_16() -> None:
+    assert re.fullmatch(r"timescale/timescaledb:[\w.-]*pg16", SERVICE_DEFS["postgres"]["image"])
+
+
+@pytest.mark.parametrize("name", OBSERVABILITY)
+def test_observability_services_run_pinned_images(name: str) -> None:
+    image = SERVICE_DEFS[name]["image"]
+    assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image version ({image})"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_export_traces_to_the_collector_and_serve_metrics_to_prometheus(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [k for k in os.environ if k.startswith("FEDSTREAM_")]:
+        monkeypatch.delenv(key)
+    for key, value in _env(SERVICE_DEFS[name]).items():
+        monkeypatch.setenv(key, value)
+    settings = ObservabilitySettings()  # what `fedstream service` reads
+    assert settings.traces == "otlp"
+    # The span exporter is OTLP/HTTP: the endpoint must be the collector's HTTP receiver.
+    endpoint = urlparse(settings.otlp_endpoint)
+    collector = yaml.safe_load((ROOT / _mounts("otel-collector")["/etc/otelcol-contrib/config.yaml"]).read_text())
+    http_receiver = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert endpoint.hostname == "otel-collector" and endpoint.port == int(http_receiver.rsplit(":", 1)[1])
+    # Prometheus reaches the service from another container, on the port it scrapes.
+    assert settings.metrics_port == int(METRICS_PORT) and settings.metrics_host == "0.0.0.0"
+    assert METRICS_PORT in [str(p) for p in SERVICE_DEFS[name]["expose"]]
+
+
+def test_the_collector_runs_the_config_it_mounts() -> None:
+    config = next(a.split("=", 1)[1] for a in SERVICE_DEFS["otel-collector"]["command"] if a.startswith("--config="))
+    assert _mounts("otel-collector")[config] == "./infra/otel/collector.yaml"
+
+
+def test_prometheus_scrapes_every_service_and_loads_the_mounted_rules() -> None:
+    mounts = _mounts("prometheus")
+    config_source = mounts["/etc/prometheus/prometheus.yml"]  # the image's default --config.file
+    config = yaml.safe_load((ROOT / config_source).read_text())
+    targets = {t for job in config["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
+    assert {f"{name}:{METRICS_PORT}" for name in SERVICES} <= targets
+    for job in config["scrape_configs"]:  # every target is a compose service (or Prometheus itself)
+        for target in (t for group in job["static_configs"] for t in group["targets"]):
+            assert target.split(":")[0] in set(SERVICE_DEFS) | {"localhost"}, target
+    # rule_files are relative to the config file: each must be mounted beside it, from the repo
+    for rule_file in config["rule_files"]:
+        assert (ROOT / mounts[f"/etc/prometheus/{rule_file}"]).is_file(), rule_file
+
+
+def test_grafana_mounts_provisioning_and_the_dashboards_where_the_provider_reads_them() -> None:
+    mounts = _mounts("grafana")
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    providers = yaml.safe_load((provisioning / "dashboards" / "fedstream.yml").read_text())["providers"]
+    for provider in providers:
+        source = mounts[provider["options"]["path"]]
+        assert sorted(p.stem for p in (ROOT / source).glob("*.json")) == ["health", "privacy", "security", "training"]
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    prometheus = next(d for d in datasources if d["type"] == "prometheus")
+    assert urlparse(prometheus["url"]).hostname == "prometheus"
 
 
 # --- the Dockerfile --------------------------------------------------------------------------------

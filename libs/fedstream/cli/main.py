@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fedstream.cli import inspect_cmd, privacy_cmd, run_cmd, stack_cmd
+from fedstream.cli import inspect_cmd, privacy_cmd, report_cmd, run_cmd, stack_cmd
 
 app = typer.Typer(help="fedstream: privacy-preserving federated learning over Kafka.", no_args_is_help=True)
 app.add_typer(stack_cmd.app, name="stack")
@@ -22,6 +22,7 @@ app.add_typer(participant_app, name="participant")
 app.command("simulate")(run_cmd.simulate_cmd)
 app.command("demo")(run_cmd.demo)
 app.command("status")(inspect_cmd.status)
+app.command("report")(report_cmd.report)
 
 if __name__ == "__main__":
     app()
