@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from fedstream.messaging.transaction import Transaction
+from fedstream.observability import metrics
 from fedstream.storage.blobs import BlobError, BlobStore
 from fedstream.storage.coordination import Coordination
 from services.ingestion import domain
@@ -94,8 +95,14 @@ class IngestionHandlers:
             await self._cache(current)
 
     async def on_heartbeat(self, event: ParticipantHeartbeat, tx: Tx) -> None:
-        if await tx.repo.federation(event.federation_id) is not None:
-            await self.coordination.record_heartbeat(event.federation_id, event.participant_id, event.ttl_s)
+        federation = await self._federation(event.federation_id, tx)
+        if federation is None:
+            return
+        await self.coordination.record_heartbeat(event.federation_id, event.participant_id, event.ttl_s)
+        live = await self.coordination.live_participants(event.federation_id)
+        labels = {"federation": event.federation_id}
+        metrics.live_participants.set(len(live & federation.participants), labels)
+        metrics.expected_participants.set(len(federation.participants), labels)
 
     async def on_submitted(self, event: UpdateSubmitted, tx: Tx) -> None:
         rejection = await self._admission_check(event, tx)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 
 from services.registry import projections
@@ -43,3 +45,8 @@ class PostgresRegistryRepository:
 
     async def project(self, event: Event) -> None:
         await projections.project(self.conn, event)
+
+    async def round_opened_at(self, federation_id: str, round_number: int) -> datetime | None:
+        return await self.conn.fetchval(
+            "SELECT opened_at FROM rounds WHERE federation_id = $1 AND round = $2", federation_id, round_number
+        )

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from services.registry.domain import FederationState
 from schemas.base import Event
+from schemas.events import RoundOpened
 
 
 class InMemoryRegistryRepository:
@@ -23,3 +26,8 @@ class InMemoryRegistryRepository:
 
     async def project(self, event: Event) -> None:
         self.projected.append(event)
+
+    async def round_opened_at(self, federation_id: str, round_number: int) -> datetime | None:
+        opened = [e for e in self.projected
+                  if isinstance(e, RoundOpened) and e.federation_id == federation_id and e.round == round_number]
+        return opened[0].time if opened else None

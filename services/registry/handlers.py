@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from fedstream.messaging.transaction import Transaction
+from fedstream.observability import metrics
 from fedstream.storage import tensors
 from fedstream.storage.blobs import BlobStore
 from services.registry import domain
@@ -86,6 +87,10 @@ class RegistryHandlers:
                 metrics=event.metrics, contributions=event.contributions,
             )
         )
+        opened_at = await tx.repo.round_opened_at(event.federation_id, event.round)
+        if opened_at is not None:
+            seconds = (self.clock() - opened_at).total_seconds()
+            tx.after_commit(lambda: metrics.round_duration.record(seconds, {"federation": event.federation_id}))
         state = replace(state, latest_version=version, latest_model=event.candidate)
         await self._next(state, tx, converged=event.converged, target_reached=event.target_reached)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from services.registry.domain import FederationState
@@ -20,6 +21,9 @@ class RegistryViews(Protocol):
     """Read views materialised from events; every method is an idempotent, order-tolerant upsert."""
 
     async def project(self, event: Event) -> None: ...
+
+    async def round_opened_at(self, federation_id: str, round_number: int) -> datetime | None:
+        """When the round opened, as projected (None if that event is not projected yet)."""
 
 
 class RegistryRepository(RegistryState, RegistryViews, Protocol):

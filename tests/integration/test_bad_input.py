@@ -14,7 +14,8 @@ from fedstream.storage import tensors
 from fedstream.storage.blobs import open_blob_store
 from schemas import events as ev
 from schemas.federation import parse_spec
-from tests.integration.harness import Submitter, TopicLog
+from schemas.topics import AGGREGATES
+from tests.integration.harness import Submitter, TopicLog, wait_caught_up
 
 pytestmark = pytest.mark.integration
 R = ev.RejectionReason
@@ -43,7 +44,9 @@ async def start(stack, spec):
 
 
 async def test_malformed_and_invalid_submissions(stack):
-    spec = small_spec(f"bad-{uuid4().hex[:8]}", quorum=2, round_deadline_s=6, max_update_bytes=600)
+    # A generous deadline: the round closes when all three have submitted, never by the clock, so a slow
+    # (cold, loaded) stack cannot turn this test's outcome around.
+    spec = small_spec(f"bad-{uuid4().hex[:8]}", quorum=2, round_deadline_s=300, max_update_bytes=600)
     log, initial = await start(stack, spec)
     try:
         async with Submitter(stack.endpoints, spec.federation_id) as sub:
@@ -62,9 +65,11 @@ async def test_malformed_and_invalid_submissions(stack):
             accepted = [(await sub.submit("a", 1, valid, num_examples=10)).update_id]
             expected[(await sub.submit("a", 1, valid)).update_id] = R.DUPLICATE
             accepted.append((await sub.submit("b", 1, {k: v - 0.5 for k, v in initial.items()}, num_examples=30)).update_id)
+            accepted.append((await sub.submit("c", 1, valid, num_examples=20)).update_id)
 
-            aggregated = await log.wait_event(ev.RoundAggregated, timeout=60)
-            expected[(await sub.submit("c", 1, valid)).update_id] = R.STALE_ROUND
+            aggregated = await log.wait_event(ev.RoundAggregated, timeout=120)
+            await wait_caught_up(stack.endpoints, "fedstream-ingestion", (AGGREGATES,))  # ingestion knows it closed
+            expected[(await sub.submit("a", 1, valid)).update_id] = R.STALE_ROUND  # the round is closed now
             await log.wait_for(lambda l: {e.update_id for e in l.events(ev.UpdateRejected)} >= set(expected))
 
         # every consumer of the topic that could not decode the record dead-letters it once, byte for byte
@@ -75,8 +80,8 @@ async def test_malformed_and_invalid_submissions(stack):
         reasons = {e.update_id: e.reason for e in log.events(ev.UpdateRejected)}
         assert {u: reasons[u] for u in expected} == expected
         assert {e.update_id for e in log.events(ev.UpdateAccepted)} == set(accepted)
-        assert sorted(c.participant_id for c in aggregated.contributions) == ["a", "b"]
-        assert aggregated.closed_by == "deadline"
+        assert sorted(c.participant_id for c in aggregated.contributions) == ["a", "b", "c"]
+        assert aggregated.closed_by == "all_submitted"
 
         conn = await asyncpg.connect(stack.endpoints.database_url)
         try:

@@ -23,12 +23,13 @@ ORDERS = [1 + x / 10.0 for x in range(1, 100)] + [float(a) for a in range(11, 64
     80.0, 96.0, 128.0, 192.0, 256.0, 384.0, 512.0, 768.0, 1024.0]
 
 
-def dp_spec(federation_id: str):
+def dp_spec(federation_id: str, sites: tuple[str, ...] = ("a", "b", "c")):
+    people = ", ".join(f"{{participant_id: {p}, organisation: org-{p}}}" for p in sites)
     return parse_spec(f"""
 federation_id: {federation_id}
 project_name: DP pilot
 use_case: clinical_prediction
-participants: [{{participant_id: a, organisation: oa}}, {{participant_id: b, organisation: ob}}, {{participant_id: c, organisation: oc}}]
+participants: [{people}]
 model: {{architecture: logistic, input_dim: 30}}
 data: {{dataset: breast_cancer, seed: 3}}
 training: {{rounds: 3, local_epochs: 1, learning_rate: 0.1, batch_size: 16, quorum: 3, round_deadline_s: 120, evaluation_deadline_s: 30}}
@@ -75,3 +76,19 @@ def independent_epsilons(mechanisms: list[tuple[float, float, int]], delta: floa
     for z, q, n in mechanisms:
         accountant.compose(dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(z)), n)
     return float(rdp_eps), float(accountant.get_epsilon(delta))
+
+
+def test_privacy_report_prints_rounds_and_plots_epsilon(stack, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from fedstream.cli.main import app
+
+    monkeypatch.setenv("FEDSTREAM_STATE_DIR", str(stack.settings.state_dir))
+    # other participants than the test above: ε composes per participant × dataset across federations,
+    # and that federation spent its participants' whole budget
+    spec = dp_spec(f"dp-report-{uuid4().hex[:8]}", sites=("d", "e", "f"))
+    asyncio.run(simulate(stack.endpoints, spec, timeout_s=300))
+    png = tmp_path / "eps.png"
+    out = CliRunner().invoke(app, ["privacy", "report", "--federation", spec.federation_id, "--png", str(png)])
+    assert out.exit_code == 0, out.output
+    assert "privacy per round" in out.output and png.read_bytes().startswith(b"\x89PNG")

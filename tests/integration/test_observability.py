@@ -66,3 +66,12 @@ def test_every_service_serves_prometheus_metrics(stack, federation):
 def spec_rounds(federation) -> int:
     spec, _ = federation
     return spec.training.rounds
+
+
+def test_round_durations_are_observed_by_the_registry(stack, federation):
+    body = urllib.request.urlopen(f"http://127.0.0.1:{stack.services.metrics_ports['registry']}/metrics").read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    counts = [s.value for s in families["fedstream_round_duration_seconds"].samples if s.name.endswith("_count")]
+    assert sum(counts) >= spec_rounds(federation)
+    rounds = {s.labels.get("outcome"): s.value for s in families["fedstream_rounds"].samples if s.name.endswith("_total")}
+    assert rounds.get("released", 0) >= spec_rounds(federation)

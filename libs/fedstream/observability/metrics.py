@@ -67,3 +67,7 @@ def observe_committed(service: str, emitted: Iterable[Event]) -> None:
                 rounds.add(1, {"outcome": "rejected"})
             case ev.RoundFailed():
                 rounds.add(1, {"outcome": "failed"})
+            case ev.PrivacyCharged() if event.epsilon is not None:
+                privacy_epsilon.set(event.epsilon, {"federation": event.federation_id, "participant": event.participant_id})
+            case ev.BudgetExhausted():
+                budget_exhausted.add(1, {"reason": event.reason.value})
