@@ -93,6 +93,21 @@ class PostgresAggregationRepository:
         )
 
 
+    async def park(self, federation_id: str, round_number: int, c: StoredContribution) -> None:
+        await self.conn.execute(
+            "INSERT INTO aggregation_parked (update_id, federation_id, round, participant_id, num_examples, blob) "
+            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING",
+            c.update_id, federation_id, round_number, c.participant_id, c.num_examples, c.blob.model_dump(mode="json"),
+        )
+
+    async def take_parked(self, federation_id: str, round_number: int) -> list[StoredContribution]:
+        rows = await self.conn.fetch(
+            "DELETE FROM aggregation_parked WHERE federation_id = $1 AND round = $2 "
+            "RETURNING participant_id, update_id, num_examples, blob",
+            federation_id, round_number,
+        )
+        return sorted((_contribution(r) for r in rows), key=lambda c: c.participant_id)
+
 def _contribution(r: asyncpg.Record) -> StoredContribution:
     blob = BlobRef.model_validate(r["blob"], strict=False)
     return StoredContribution(

@@ -14,6 +14,7 @@ class InMemoryAggregationRepository:
         self.rounds: dict[tuple[str, int], RoundState] = {}
         self.contributed: dict[tuple[str, int], dict[str, StoredContribution]] = {}
         self.policies: dict[str, CentralPolicy] = {}
+        self.parked: dict[tuple[str, int], list[StoredContribution]] = {}
 
     async def open_round(self, state: RoundState) -> bool:
         key = (state.federation_id, state.round)
@@ -55,3 +56,11 @@ class InMemoryAggregationRepository:
 
     async def set_clip_norm(self, federation_id: str, clip_norm: float) -> None:
         self.policies[federation_id] = replace(self.policies[federation_id], clip_norm=clip_norm)
+
+    async def park(self, federation_id: str, round_number: int, contribution: StoredContribution) -> None:
+        bucket = self.parked.setdefault((federation_id, round_number), [])
+        if all(c.update_id != contribution.update_id for c in bucket):
+            bucket.append(contribution)
+
+    async def take_parked(self, federation_id: str, round_number: int) -> list[StoredContribution]:
+        return self.parked.pop((federation_id, round_number), [])

@@ -51,25 +51,35 @@ class AggregationHandlers:
             RoundState(event.federation_id, event.round, event.quorum, event.deadline, event.participants,
                        RoundStatus.COLLECTING, base_model=event.global_model)
         )
+        for parked in await tx.repo.take_parked(event.federation_id, event.round):
+            await self._count(event.federation_id, event.round, parked, tx)
 
     async def on_charged(self, event: PrivacyCharged, tx: Tx) -> None:
-        state = await tx.repo.lock_round(event.federation_id, event.round)
-        refusal = domain.admit(state, event.participant_id)
+        contribution = StoredContribution(
+            update_id=event.update_id, participant_id=event.participant_id, num_examples=event.num_examples,
+            sha256=event.update.sha256, blob=event.update,
+        )
+        await self._count(event.federation_id, event.round, contribution, tx)
+
+    async def _count(self, federation_id: str, round_number: int, contribution: StoredContribution, tx: Tx) -> None:
+        state = await tx.repo.lock_round(federation_id, round_number)
+        if state is None:
+            # Its RoundOpened (another topic) has not reached us yet: ingestion only admits updates for open
+            # rounds, so keep it and count it when the round opens, rather than refuse it.
+            await tx.repo.park(federation_id, round_number, contribution)
+            return
+        refusal = domain.admit(state, contribution.participant_id)
         if refusal is None:
-            contribution = StoredContribution(
-                update_id=event.update_id, participant_id=event.participant_id, num_examples=event.num_examples,
-                sha256=event.update.sha256, blob=event.update,
-            )
-            if await tx.repo.add_contribution(event.federation_id, event.round, contribution):
-                key = (event.federation_id, event.round)
+            if await tx.repo.add_contribution(federation_id, round_number, contribution):
+                key = (federation_id, round_number)
                 tx.after_commit(lambda: self.partials.fold_later(key, contribution))
                 await self._step(replace(state, received=state.received + 1), tx)
                 return
             refusal = RejectionReason.DUPLICATE
         tx.emit(
             UpdateRejected(
-                source=AGGREGATION, federation_id=event.federation_id, update_id=event.update_id,
-                participant_id=event.participant_id, round=event.round, reason=refusal,
+                source=AGGREGATION, federation_id=federation_id, update_id=contribution.update_id,
+                participant_id=contribution.participant_id, round=round_number, reason=refusal,
                 detail=f"aggregation did not count this update: {refusal.value}",
             )
         )

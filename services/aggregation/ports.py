@@ -37,3 +37,9 @@ class AggregationRepository(Protocol):
         """The federation's central DP policy; None when the aggregate is a plain FedAvg."""
 
     async def set_clip_norm(self, federation_id: str, clip_norm: float) -> None: ...
+
+    async def park(self, federation_id: str, round_number: int, contribution: StoredContribution) -> None:
+        """Keep an update whose round this aggregator has not seen open yet."""
+
+    async def take_parked(self, federation_id: str, round_number: int) -> list[StoredContribution]:
+        """Remove and return the updates parked for this round."""

@@ -142,3 +142,12 @@ async def test_the_central_ledger_records_each_round_once(ledger_repo):
     await ledger_repo.record_central(CentralCharge(f, 2, 3.0, 1.0, 0.0, None, 1e-5, T0))
     assert await ledger_repo.central_multipliers(f, before_round=2) == [2.0]
     assert await ledger_repo.central_multipliers(f, before_round=3) == [2.0, 3.0]
+
+
+async def test_parked_updates_are_handed_over_once(aggregation_repo):
+    f = fid()
+    parked = StoredContribution(update_id=uuid4(), participant_id="b", num_examples=5, sha256=BLOB.sha256, blob=BLOB)
+    await aggregation_repo.park(f, 1, parked)
+    await aggregation_repo.park(f, 1, parked)  # redelivered: kept once
+    assert [c.update_id for c in await aggregation_repo.take_parked(f, 1)] == [parked.update_id]
+    assert await aggregation_repo.take_parked(f, 1) == []

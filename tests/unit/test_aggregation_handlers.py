@@ -95,3 +95,19 @@ async def test_folded_partial_sums_and_a_fresh_aggregator_give_the_same_aggregat
     [aggregated] = emitted(txs.published)
     result = tensors.from_bytes(await blobs.get(aggregated.aggregate))
     np.testing.assert_allclose(result["0.weight"], np.full((1, 3), 0.1 + 0.6 + 2.4), rtol=1e-6)
+
+
+async def test_an_update_charged_before_its_round_is_seen_open_is_counted_when_it_opens():
+    blobs, clock = InMemoryBlobStore(), Clock()
+    handlers = AggregationHandlers(blobs, clock)
+    txs = InMemoryTransactions(InMemoryAggregationRepository())
+    early = charged("a", await put_weights(blobs, weights(1.0)), 10)
+    await deliver(handlers, txs, early)  # the RoundOpened is still on its way (another topic)
+    assert emitted(txs.published) == []  # parked, not refused
+    opened = ev.RoundOpened(source="registry", federation_id="f", round=1, model_version=0,
+                            global_model=await put_weights(blobs, weights()), participants=("a",), quorum=1,
+                            deadline=NOW + timedelta(seconds=30), local_epochs=1, learning_rate=0.1, batch_size=8)
+    async with txs.begin() as tx:
+        await handlers.on_round_opened(opened, tx)
+    [aggregated] = emitted(txs.published)
+    assert [c.update_id for c in aggregated.contributions] == [early.update_id]
