@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from fedstream.messaging.codec import MalformedMessage, decode, encode
 from fedstream.messaging.consumer import to_record
-from fedstream.messaging.kafka import make_producer, send_records
+from fedstream.messaging.kafka import make_producer, send_records, wait_caught_up
 from fedstream.participant.simulation import create_federation
 from fedstream.settings import Endpoints
 from fedstream.storage import tensors
@@ -65,6 +65,10 @@ class BenchParticipants:
         await create_federation(self.endpoints, self.spec)
         self.created = await self.wait(ev.FederationCreated)
         await self.wait(ev.RoundOpened, round_number=1)
+        # Real participants train for a while after a round opens; these submit at once, so first let the
+        # services that admit and count updates catch up on the round (its events travel on another topic).
+        for group in ("fedstream-ingestion", "fedstream-aggregation"):
+            await wait_caught_up(self.endpoints, group, (ROUNDS,))
 
     async def prepare_updates(self, variants: int) -> None:
         rng = np.random.default_rng(0)

@@ -5,17 +5,15 @@ Waiting is always on a condition observed in Kafka or PostgreSQL, with a deadlin
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from uuid import uuid4
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from fedstream.messaging.codec import MalformedMessage, Record, decode, encode
 from fedstream.messaging.consumer import to_record
-from fedstream.messaging.kafka import make_producer, send_records
+from fedstream.messaging.kafka import make_producer, send_records, wait_caught_up  # noqa: F401 - re-exported for tests
 from fedstream.settings import Endpoints
 from fedstream.storage import tensors
 from fedstream.storage.blobs import open_blob_store
@@ -84,29 +82,6 @@ class TopicLog:
     async def wait_event(self, kind: type, predicate: Callable[[ev.Event], bool] = lambda e: True, timeout: float = 60) -> ev.Event:
         await self.wait_for(lambda log: any(predicate(e) for e in log.events(kind)), timeout)
         return next(e for e in self.events(kind) if predicate(e))
-
-
-async def wait_caught_up(endpoints: Endpoints, group: str, topics: tuple[Topic, ...], timeout: float = 60) -> None:
-    """Until the consumer group has committed offsets at the end of every partition of ``topics``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap_servers)
-    probe = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap_servers)
-    await admin.start()
-    await probe.start()
-    try:
-        partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
-        ends = await probe.end_offsets(partitions)
-        deadline = time.monotonic() + timeout
-        while True:
-            committed = await admin.list_consumer_group_offsets(group)
-            behind = {tp: end for tp, end in ends.items() if end > 0 and (committed.get(tp) is None or committed[tp].offset < end)}
-            if not behind:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{group} still behind on {sorted(map(str, behind))}")
-            await asyncio.sleep(0.1)  # polling a condition in Kafka, bounded by the deadline
-    finally:
-        await probe.stop()
-        await admin.close()
 
 
 class Submitter:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -71,4 +72,28 @@ async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...] = ALL_
                 pass
         return [t.name for t in missing]
     finally:
+        await admin.close()
+
+
+async def wait_caught_up(endpoints: Endpoints, group: str, topics: tuple[Topic, ...], timeout: float = 60) -> None:
+    """Until the consumer group has committed offsets at the end of every partition of ``topics`` (tests and
+    benchmarks wait on this condition instead of sleeping)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap_servers)
+    probe = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap_servers)
+    await admin.start()
+    await probe.start()
+    try:
+        partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
+        ends = await probe.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(group)
+            behind = {tp: end for tp, end in ends.items() if end > 0 and (committed.get(tp) is None or committed[tp].offset < end)}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{group} still behind on {sorted(map(str, behind))}")
+            await asyncio.sleep(0.1)  # polling a condition in Kafka, bounded by the deadline
+    finally:
+        await probe.stop()
         await admin.close()
