@@ -72,19 +72,6 @@ class Supervisor:
         """Fault injection: the watcher restarts it after the backoff."""
         self.children[name].process.send_signal(sig)
 
-    def stop_one(self, name: str, timeout: float = 30) -> int | None:
-        child = self.children[name]
-        child.wanted = False
-        child.process.send_signal(signal.SIGTERM)
-        try:
-            return child.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            return child.process.wait()
-
-    def resume(self, name: str) -> None:
-        self.start_one(name)
-
     def stop(self, timeout: float = 30) -> None:
         self._stopping.set()
         for child in self.children.values():

@@ -22,8 +22,3 @@ def child_traceparent(parent: str | None) -> str:
     if not match:
         return new_traceparent()
     return f"00-{match.group(1)}-{secrets.token_hex(8)}-{match.group(3)}"
-
-
-def trace_id(traceparent: str | None) -> str | None:
-    match = _TRACEPARENT.match(traceparent or "")
-    return match.group(1) if match else None

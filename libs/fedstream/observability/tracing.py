@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from fedstream.observability.settings import ObservabilitySettings
@@ -81,19 +81,6 @@ def consuming(event: Event, topic: str, traceparent: str | None) -> Iterator[tra
     with tracer.start_as_current_span(
         f"{topic} process {event.TYPE}", context=context, kind=SpanKind.CONSUMER, attributes=attributes(event, topic)
     ) as span:
-        yield span
-
-
-@contextmanager
-def new_trace(name: str, linked_traceparents: Sequence[str | None] = (), **attrs: str | int) -> Iterator[trace.Span]:
-    """A root span (e.g. one participant's update), linked to the events that caused it."""
-    links = []
-    for parent in linked_traceparents:
-        span_context = trace.get_current_span(_PROPAGATOR.extract({"traceparent": parent or ""})).get_span_context()
-        if span_context.is_valid:
-            links.append(Link(span_context))
-    with tracer.start_as_current_span(name, context=trace.set_span_in_context(trace.INVALID_SPAN), links=links,
-                                      kind=SpanKind.PRODUCER, attributes=attrs) as span:
         yield span
 
 

@@ -82,7 +82,3 @@ async def simulate(
         await producer.stop()
     rejected = sum(len(s.rejected) for s in runtime.stats.values())
     return SimulationResult(runtime.progress, time.perf_counter() - started, rejected)
-
-
-def participant_source(participant_id: str) -> str:
-    return f"{PARTICIPANT}/{participant_id}"
