@@ -156,4 +156,7 @@ class IngestionHandlers:
         return current
 
     async def _cache(self, view: RoundView) -> None:
+        # every change of a round passes here: forget the per-batch lookup too, so its correctness does not
+        # depend on prefetch having run for the batch
+        self._batch_rounds.pop(view.federation_id, None)
         await self.coordination.cache_round(view.federation_id, view.as_cache(), ttl_s=3600)
