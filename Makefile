@@ -35,9 +35,14 @@ test-unit: install test-tools
 test-integration: install
 	$(BIN)/python -m pytest tests/integration tests/contract
 
-## Throughput and latency figures (printed, and written to bench-results/pipeline.json).
+## Figures, printed and written to bench-results/*.json: pipeline throughput/latency, DP rows and the
+## flood (bench.pipeline), encrypted aggregation, the alert processor, blob sealing, secured Kafka.
 bench: install
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.he
+	$(BIN)/python -m bench.alerts
+	$(BIN)/python -m bench.envelope
+	$(BIN)/python -m bench.transport
 
 schemas: install
 	$(BIN)/python -m schemas.generate

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fedstream.messaging.codec import MalformedMessage, decode, encode
 from fedstream.messaging.consumer import to_record
 from fedstream.messaging.kafka import make_producer, send_records, wait_caught_up
+from fedstream.participant.identity import ParticipantKeys, enrol
 from fedstream.participant.simulation import create_federation
 from fedstream.settings import Endpoints
 from fedstream.storage import tensors
@@ -34,6 +35,10 @@ model: {{architecture: logistic, input_dim: {params - 1}}}
 training: {{rounds: {rounds}, quorum: {quorum}, round_deadline_s: 600, evaluation_deadline_s: 60}}
 validation: {{metric: accuracy, min_metric: 0.0, max_regression: 1.0, convergence_threshold: 0.0, patience: 10000}}
 """)
+
+
+# One identity per bench participant for the whole bench process: enrolled once, reused by every run.
+KEYS, ENROLLED = ParticipantKeys(), set()
 
 
 class BenchParticipants:
@@ -62,6 +67,10 @@ class BenchParticipants:
         await self.producer.stop()
 
     async def start_federation(self) -> None:
+        new = [(p.participant_id, p.organisation) for p in self.spec.participants if p.participant_id not in ENROLLED]
+        if new:
+            await enrol(self.endpoints, new, KEYS, timeout=600)
+            ENROLLED.update(pid for pid, _ in new)
         await create_federation(self.endpoints, self.spec)
         self.created = await self.wait(ev.FederationCreated)
         await self.wait(ev.RoundOpened, round_number=1)
@@ -78,11 +87,11 @@ class BenchParticipants:
 
     async def submit_round_and_wait(self, round_number: int) -> float:
         records = [
-            encode(ev.UpdateSubmitted(
+            encode(KEYS.sign(ev.UpdateSubmitted(
                 source=f"participant/{pid}", federation_id=self.spec.federation_id, update_id=uuid4(), participant_id=pid,
                 round=round_number, base_model_version=round_number - 1, update=self.refs[i % len(self.refs)],
                 num_examples=100 + i, train_loss=0.5,
-            ), "fedstream.submissions")
+            )), "fedstream.submissions")
             for i, pid in enumerate(self.spec.participant_ids)
         ]
         started = time.perf_counter()

@@ -6,6 +6,7 @@
 2. Close → release latency — 15 participants, many rounds; the bench answers each candidate with
    evaluations at once, so the figure is the platform's own path (aggregation → validation → registry).
 3. Peak resident memory of each service process during the run.
+3b. Admission under a flood: one participant floods ingestion, the others' p50/p99 admission latency.
 4. The 15-hospital demo federation: wall time per round with real PyTorch training.
 5. Seed §5.1's rows: non-private, "Basic DP" (ε = 0.5) and "Optimized DP" (bench/privacy.py).
 """
@@ -28,6 +29,7 @@ import numpy as np
 import psutil
 
 from bench.actors import BenchParticipants, federation_spec
+from bench.flood import flood_figures
 from bench.privacy import privacy_rows
 from fedstream.cli.stack_cmd import bring_up
 from fedstream.settings import StackSettings
@@ -111,6 +113,7 @@ def main() -> None:
     parser.add_argument("--params", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--latency-rounds", type=int, default=40)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--skip-flood", action="store_true", help="skip admission latency under one participant's flood")
     parser.add_argument("--skip-privacy", action="store_true", help="skip the DP rows (three 15-hospital federations)")
     args = parser.parse_args()
 
@@ -129,6 +132,9 @@ def main() -> None:
             print("close → release latency, 15 participants:", flush=True)
             report["close_to_release"] = asyncio.run(close_to_release(endpoints, args.latency_rounds))
             print(f"  p50 {report['close_to_release']['p50_s'] * 1000:.0f} ms, p99 {report['close_to_release']['p99_s'] * 1000:.0f} ms", flush=True)
+            if not args.skip_flood:
+                print("admission under a flood (bench/flood.py): the others' latency, median of runs:", flush=True)
+                report["flood"] = asyncio.run(flood_figures(endpoints, runs=args.runs))
             if not args.skip_demo:
                 print("15-hospital demo federation (real training):", flush=True)
                 report["demo"] = asyncio.run(demo_round_time(endpoints))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from uuid import uuid4
 
@@ -27,7 +28,15 @@ def configurations() -> dict[str, FederationSpec]:
         # Larger batches (a better signal-to-noise ratio per noisy step), a larger step size and half the
         # planned rounds: the same ε = 0.5 budget buys less noise per round.
         "Optimized DP": _variant("hospitals-15-dp.yaml", "opt-dp", batch_size=128, learning_rate=0.5, rounds=15),
+        # Basic DP's DP-SGD updates, then CKKS-encrypted: the aggregator sums ciphertexts, the custodian decrypts.
+        "DP + HE": _dp_he(_variant("hospitals-15-dp.yaml", "dp-he")),
     }
+
+
+def _dp_he(spec: FederationSpec) -> FederationSpec:
+    """The same federation with ``crypto: he`` and DP-SGD before encryption (validated like a YAML spec)."""
+    data = spec.model_dump(mode="json") | {"crypto": "he", "he": {"scheme": "ckks", "local_dp": True}}
+    return FederationSpec.model_validate_json(json.dumps(data))
 
 
 def rounds_to(metrics: list[float], target: float) -> int | None:

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from schemas.base import BlobRef, Event, Frozen, Identifier, ParamSpec, RoundNumber, Sha256Hex
 from schemas.federation import FederationSpec
+from schemas.identity import Signature
 
 Detail = Annotated[str, StringConstraints(max_length=2000)]
 
@@ -122,12 +123,16 @@ class UpdateSubmitted(Event):
     update: BlobRef
     num_examples: int = Field(ge=1)
     train_loss: float
-    protection: Literal["plaintext", "dp"] = "plaintext"
+    # "he"/"dp_he": the blob is CKKS/BFV ciphertexts (fedstream.crypto.he), of a DP-SGD update for "dp_he"
+    protection: Literal["plaintext", "dp", "he", "dp_he"] = "plaintext"
     privacy: DpParameters | None = None
+    # The participant's Ed25519 signature over this event's canonical form (fedstream.security.signing);
+    # optional in the schema so an unsigned submission is rejected with a reason, not dead-lettered.
+    signature: Signature | None = None
 
     @model_validator(mode="after")
     def _dp_carries_parameters(self) -> "UpdateSubmitted":
-        if (self.protection == "dp") != (self.privacy is not None):
+        if (self.protection in ("dp", "dp_he")) != (self.privacy is not None):
             raise ValueError("protection 'dp' and DP parameters go together: one without the other is malformed")
         return self
 
@@ -170,6 +175,21 @@ class RejectionReason(StrEnum):
     MALFORMED_TENSORS = "malformed_tensors"
     SHAPE_MISMATCH = "shape_mismatch"
     NON_FINITE = "non_finite"
+    # homomorphic encryption: a ciphertext blob that is not ours, or not under this federation's context
+    MALFORMED_CIPHERTEXT = "malformed_ciphertext"
+    WRONG_CONTEXT = "wrong_context"
+    # zero trust (identity and admission)
+    UNSIGNED = "unsigned"
+    SIGNATURE_INVALID = "signature_invalid"
+    UNKNOWN_KEY = "unknown_key"
+    KEY_REVOKED = "key_revoked"
+    SOURCE_MISMATCH = "source_mismatch"  # the key belongs to another participant than the one claimed
+    REPLAYED = "replayed"
+    STALE = "stale"  # signed outside the freshness window
+    RATE_LIMITED = "rate_limited"  # retry later, with a fresh signature
+    NO_CONSENT = "no_consent"
+    NO_BAA = "no_baa"
+    EXTRA_FIELDS = "extra_fields"  # data minimisation: fields beyond the schema
 
 
 class UpdateAccepted(Event):

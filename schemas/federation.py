@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from schemas.base import Frozen, Identifier
+from schemas.he import HeSpec
 
 
 class UseCase(StrEnum):
@@ -172,6 +173,7 @@ class FederationSpec(Frozen):
     privacy: PrivacySpec = PrivacySpec()
     crypto: CryptoApproach = CryptoApproach.NONE
     dp: DpSpec = DpSpec()
+    he: HeSpec = HeSpec()  # read when crypto: he
     compliance: ComplianceSpec = ComplianceSpec()
     limits: LimitsSpec = LimitsSpec()
 
@@ -185,8 +187,11 @@ class FederationSpec(Frozen):
             raise ValueError(
                 f"training.quorum ({self.training.quorum}) exceeds the number of participants ({len(ids)})"
             )
-        if self.crypto not in (CryptoApproach.NONE, CryptoApproach.DP):
-            raise ValueError(f"crypto approach {self.crypto.value!r} is not available yet; use 'none' or 'dp'")
+        if self.crypto not in (CryptoApproach.NONE, CryptoApproach.DP, CryptoApproach.HE):
+            raise ValueError(f"crypto approach {self.crypto.value!r} is not available yet; use 'none', 'dp' or 'he'")
+        if self.crypto is CryptoApproach.HE and self.dp.central:
+            # Central DP clips and noises each update at the aggregator, which only ever sees ciphertexts.
+            raise ValueError("crypto: he does not compose with dp.central; use he.local_dp for DP-SGD before encryption")
         if self.crypto is CryptoApproach.DP and not (self.dp.local or self.dp.central):
             raise ValueError("crypto: dp needs dp.local, dp.central or both")
         return self
@@ -194,7 +199,14 @@ class FederationSpec(Frozen):
     @property
     def local_dp(self) -> bool:
         """Participants must train with DP-SGD and report its parameters."""
+        if self.crypto is CryptoApproach.HE:
+            return self.he.local_dp
         return self.crypto is CryptoApproach.DP and self.dp.local
+
+    @property
+    def encrypted(self) -> bool:
+        """Updates travel and are summed as ciphertexts; only the key custodian decrypts the aggregate."""
+        return self.crypto is CryptoApproach.HE
 
     @property
     def participant_ids(self) -> tuple[str, ...]:

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas import alerts as al
+from schemas import compliance as cp
+from schemas import custody as he
 from schemas import events as ev
+from schemas import identity as idn
+from schemas import access as acc
 from schemas.base import Event
 
 REGISTRY, INGESTION, PRIVACY, AGGREGATION, VALIDATION, COMPLIANCE = (
@@ -21,6 +26,10 @@ REGISTRY, INGESTION, PRIVACY, AGGREGATION, VALIDATION, COMPLIANCE = (
     "compliance",
 )
 PARTICIPANT, OPERATOR = "participant", "operator"
+# Holds HE secret keys and decrypts only quorum aggregates; separate from aggregation, so not in SERVICES
+# (which the compose file mirrors): the supervisor adds it.
+KEY_CUSTODY = "key-custody"
+ADMIN_API = "admin-api"
 SERVICES = (INGESTION, PRIVACY, AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE)
 
 
@@ -32,6 +41,8 @@ class Topic:
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
     partitions: int = 3
+    # Broker-side topic settings, e.g. retention; applied when the topic is created.
+    config: tuple[tuple[str, str], ...] = ()
 
     def carries(self, event_type: type[Event]) -> bool:
         return event_type in self.messages
@@ -40,7 +51,7 @@ class Topic:
 COMMANDS = Topic(
     "fedstream.commands",
     "Operator commands to the registry.",
-    (ev.CreateFederation,),
+    (ev.CreateFederation, *idn.COMMANDS, *cp.COMMANDS),
     (OPERATOR,),
     (REGISTRY, COMPLIANCE),
 )
@@ -49,7 +60,7 @@ ROUNDS = Topic(
     "Federation lifecycle: created, round opened, model released, completed.",
     (ev.FederationCreated, ev.RoundOpened, ev.ModelReleased, ev.FederationCompleted),
     (REGISTRY,),
-    (INGESTION, PRIVACY, AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
+    (INGESTION, PRIVACY, AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT, KEY_CUSTODY),
 )
 SUBMISSIONS = Topic(
     "fedstream.submissions",
@@ -64,14 +75,14 @@ HEARTBEATS = Topic(
     "Participant liveness; kept in Redis with a TTL.",
     (ev.ParticipantHeartbeat,),
     (PARTICIPANT,),
-    (INGESTION, COMPLIANCE),
+    (INGESTION, VALIDATION, COMPLIANCE),
 )
 ADMISSIONS = Topic(
     "fedstream.admissions",
     "Admission decisions: accepted, or rejected with a machine-readable reason.",
     (ev.UpdateAccepted, ev.UpdateRejected),
     (INGESTION, AGGREGATION),
-    (PRIVACY, REGISTRY, COMPLIANCE, PARTICIPANT),
+    (PRIVACY, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
     partitions=6,
 )
 PRIVACY_LEDGER = Topic(
@@ -79,15 +90,29 @@ PRIVACY_LEDGER = Topic(
     "Privacy charges (only charged updates are aggregated) and refusals of updates that would overspend a budget.",
     (ev.PrivacyCharged, ev.BudgetExhausted),
     (PRIVACY,),
-    (AGGREGATION, REGISTRY, COMPLIANCE, PARTICIPANT),
+    (AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
     partitions=6,
 )
 AGGREGATES = Topic(
     "fedstream.aggregates",
     "Round outcomes from the aggregator: a candidate model, or a failed round.",
     (ev.RoundAggregated, ev.RoundFailed),
-    (AGGREGATION,),
+    (AGGREGATION, KEY_CUSTODY),  # the custodian publishes an HE round's decrypted aggregate
     (INGESTION, PRIVACY, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
+)
+ENCRYPTED_AGGREGATES = Topic(
+    "fedstream.encrypted-aggregates",
+    "HE rounds: the aggregator's weighted ciphertext sum of a closed round, for the key custodian to decrypt.",
+    he.REQUESTS,
+    (AGGREGATION,),
+    (KEY_CUSTODY, COMPLIANCE),
+)
+CUSTODY = Topic(
+    "fedstream.custody",
+    "The key custodian's facts: a federation's public HE context, each decryption and each refusal.",
+    he.FACTS,
+    (KEY_CUSTODY,),
+    (AGGREGATION, COMPLIANCE, PARTICIPANT),
 )
 EVALUATIONS = Topic(
     "fedstream.evaluations",
@@ -103,11 +128,42 @@ VALIDATIONS = Topic(
     (VALIDATION,),
     (REGISTRY, COMPLIANCE),
 )
+IDENTITY = Topic(
+    "fedstream.identity",
+    "Participant identity facts from the registry: enrolled keys, revocations, consents, BAAs (keyed by organisation).",
+    idn.FACTS,
+    (REGISTRY,),
+    (INGESTION, COMPLIANCE),
+)
+ALERTS = Topic(
+    "fedstream.alerts",
+    "Alerts raised by validation's stream processor over windowed participant and round health (critical, warning, info).",
+    (al.AlertRaised,),
+    (VALIDATION,),
+    (COMPLIANCE, OPERATOR),
+)
+AUDIT = Topic(
+    "fedstream.audit",
+    "Compliance's own facts: signed Merkle checkpoints of the audit trail (verifiable from these events alone), "
+    "erasures (the registry excludes an erased participant) and their certificates.",
+    cp.FACTS,
+    (COMPLIANCE,),
+    (COMPLIANCE, REGISTRY, OPERATOR),
+    # Checkpoints are what an outsider verifies the trail against: they never expire.
+    config=(("retention.ms", "-1"),),
+)
+ACCESS = Topic(
+    "fedstream.access",
+    "Reads of participant data through the admin/compliance API, each one audited by compliance.",
+    acc.FACTS,
+    (ADMIN_API,),
+    (COMPLIANCE,),
+)
 DEAD_LETTER = Topic(
     "fedstream.deadletter",
     "Messages no consumer could process, byte for byte, with the error in headers.",
     (),
-    SERVICES,
+    (*SERVICES, KEY_CUSTODY),
     (OPERATOR,),
 )
 
@@ -119,8 +175,14 @@ ALL_TOPICS: tuple[Topic, ...] = (
     ADMISSIONS,
     PRIVACY_LEDGER,
     AGGREGATES,
+    ENCRYPTED_AGGREGATES,
+    CUSTODY,
     EVALUATIONS,
     VALIDATIONS,
+    IDENTITY,
+    ALERTS,
+    AUDIT,
+    ACCESS,
     DEAD_LETTER,
 )
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from fedstream.messaging.consumer import BatchProcessor, Dispatcher, EventConsumer, Handler, Prefetch
+from fedstream.messaging.consumer import BatchProcessor, Dispatcher, EventConsumer, Handler, MalformedHook, Prefetch
 from fedstream.messaging.kafka import ensure_topics, make_consumer, make_producer
 from fedstream.messaging.outbox import OutboxRelay
 from fedstream.messaging.transaction import PostgresTransactions
@@ -50,6 +50,7 @@ class ServiceDefinition:
     repo_factory: Callable[[asyncpg.Connection], Any]
     timers: tuple[Timer, ...] = ()
     prefetch: Prefetch | None = None
+    on_malformed: MalformedHook | None = None  # a service's answer to records that do not decode
     group_id: str | None = None
     instance: str = field(default="0")
 
@@ -74,7 +75,7 @@ class RunningService:
     async def run(self) -> None:
         d = self.definition
         await apply_migrations(self.endpoints.database_url)
-        await ensure_topics(self.endpoints.kafka_bootstrap_servers)
+        await ensure_topics(self.endpoints)
         pool = await create_pool(self.endpoints.database_url, max_size=4)
         producer = make_producer(self.endpoints, f"fedstream-{d.name}-{d.instance}")
         consumer = make_consumer(
@@ -84,7 +85,7 @@ class RunningService:
         relay = OutboxRelay(pool, producer, d.name)
         await producer.start()
         await consumer.start()
-        self._consumer_loop = EventConsumer(consumer, BatchProcessor(transactions, Dispatcher(d.handlers), prefetch=d.prefetch), relay.wake)
+        self._consumer_loop = EventConsumer(consumer, BatchProcessor(transactions, Dispatcher(d.handlers), prefetch=d.prefetch, on_malformed=d.on_malformed), relay.wake)
         if self.stopped.is_set():
             self._consumer_loop.stop()
         tasks = [asyncio.create_task(self._consumer_loop.run(), name=f"{d.name}-consumer")]

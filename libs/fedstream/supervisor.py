@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedstream.stack.kafka_security import service_login_env
 from fedstream.stack.process import free_port
-from schemas.topics import SERVICES
+from schemas.topics import KEY_CUSTODY, SERVICES
 
 
 def module_of(service: str) -> str:
@@ -36,7 +37,8 @@ class Supervised:
 class Supervisor:
     log_dir: Path
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    services: tuple[str, ...] = SERVICES
+    # the six event services, plus the HE key custodian (its own process: it holds secret keys)
+    services: tuple[str, ...] = (*SERVICES, KEY_CUSTODY)
     restart_backoff_s: float = 1.0
     # Give each service its own /metrics port (needed when all six share one host).
     metrics: bool = False
@@ -60,6 +62,7 @@ class Supervisor:
         env = dict(self.env)
         if name in self.metrics_ports:
             env["FEDSTREAM_METRICS_PORT"] = str(self.metrics_ports[name])
+        env.update(service_login_env(name, env))  # its own Kafka login on a secured local stack
         process = subprocess.Popen(
             [sys.executable, "-m", module_of(name)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
+from services.aggregation.domain import CentralPolicy, HeFederation, RoundState, RoundStatus
 from services.aggregation.ports import StoredContribution
 from schemas.base import BlobRef
 
@@ -107,6 +107,27 @@ class PostgresAggregationRepository:
             federation_id, round_number,
         )
         return sorted((_contribution(r) for r in rows), key=lambda c: c.participant_id)
+
+    async def save_he_federation(self, federation_id: str, scheme: str, length: int, slots: int) -> None:
+        await self.conn.execute(
+            "INSERT INTO aggregation_he_federations (federation_id, scheme, length, slots) VALUES ($1,$2,$3,$4) "
+            "ON CONFLICT DO NOTHING",
+            federation_id, scheme, length, slots,
+        )
+
+    async def set_he_context(self, federation_id: str, fingerprint: str, public_context: BlobRef) -> None:
+        await self.conn.execute(
+            "UPDATE aggregation_he_federations SET fingerprint = $2, public_context = $3 WHERE federation_id = $1",
+            federation_id, fingerprint, public_context.model_dump(mode="json"),
+        )
+
+    async def he_federation(self, federation_id: str) -> HeFederation | None:
+        row = await self.conn.fetchrow("SELECT * FROM aggregation_he_federations WHERE federation_id = $1", federation_id)
+        if row is None:
+            return None
+        context = BlobRef.model_validate(row["public_context"], strict=False) if row["public_context"] else None
+        return HeFederation(row["scheme"], row["length"], row["slots"], row["fingerprint"], context)
+
 
 def _contribution(r: asyncpg.Record) -> StoredContribution:
     blob = BlobRef.model_validate(r["blob"], strict=False)

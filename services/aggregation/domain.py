@@ -50,6 +50,25 @@ class CentralPolicy:
 
 
 @dataclass(frozen=True)
+class HeFederation:
+    """An encrypted federation as the aggregator sees it: only ever a public context."""
+
+    scheme: str  # "ckks" | "bfv"
+    length: int  # values each update packs
+    slots: int  # values per ciphertext
+    fingerprint: str | None = None  # None until the custodian's HeContextPublished arrives
+    public_context: BlobRef | None = None
+
+    def weights(self, num_examples: list[int]) -> tuple[list[float | int], Literal["fraction", "integer"]]:
+        """FedAvg weights as plaintext scalars: nₖ/N for CKKS (the sum is the average, its values stay
+        small), the integers nₖ for BFV (exact; the custodian divides by N)."""
+        total = sum(num_examples)
+        if self.scheme == "ckks":
+            return [n / total for n in num_examples], "fraction"
+        return list(num_examples), "integer"
+
+
+@dataclass(frozen=True)
 class Close:
     """The round closes: aggregate what arrived."""
 

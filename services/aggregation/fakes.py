@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
+from schemas.base import BlobRef
+
+from services.aggregation.domain import CentralPolicy, HeFederation, RoundState, RoundStatus
 from services.aggregation.ports import StoredContribution
 
 
@@ -15,6 +17,7 @@ class InMemoryAggregationRepository:
         self.contributed: dict[tuple[str, int], dict[str, StoredContribution]] = {}
         self.policies: dict[str, CentralPolicy] = {}
         self.parked: dict[tuple[str, int], list[StoredContribution]] = {}
+        self.encrypted: dict[str, HeFederation] = {}
 
     async def open_round(self, state: RoundState) -> bool:
         key = (state.federation_id, state.round)
@@ -64,3 +67,14 @@ class InMemoryAggregationRepository:
 
     async def take_parked(self, federation_id: str, round_number: int) -> list[StoredContribution]:
         return self.parked.pop((federation_id, round_number), [])
+
+    async def save_he_federation(self, federation_id: str, scheme: str, length: int, slots: int) -> None:
+        self.encrypted.setdefault(federation_id, HeFederation(scheme, length, slots))
+
+    async def set_he_context(self, federation_id: str, fingerprint: str, public_context: BlobRef) -> None:
+        if federation_id in self.encrypted:
+            self.encrypted[federation_id] = replace(self.encrypted[federation_id], fingerprint=fingerprint,
+                                                    public_context=public_context)
+
+    async def he_federation(self, federation_id: str) -> HeFederation | None:
+        return self.encrypted.get(federation_id)

@@ -6,16 +6,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from fedstream.crypto import he
+from fedstream.crypto.he_packing import total_size
+from fedstream.crypto.he_parallel import InProcessSummer, SumRequest
 from fedstream.messaging.transaction import Transaction
 from fedstream.storage import tensors
 from fedstream.storage.blobs import BlobStore
 from services.aggregation import domain
 from fedstream.privacy.adaptive_clipping import QuantileClipping, next_clip_norm
 from fedstream.privacy.central import NoiseSource, SystemNoise, dp_fedavg
-from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
+from services.aggregation.domain import CentralPolicy, HeFederation, RoundState, RoundStatus
 from services.aggregation.partials import PartialAggregates
 from services.aggregation.ports import AggregationRepository, StoredContribution
 from schemas.base import derived_id, utcnow
+from schemas.custody import EncryptedAggregateReady, HeContextPublished
+from schemas.he import HeScheme
 from schemas.events import (
     CentralDpApplied,
     Contribution,
@@ -33,18 +38,35 @@ Tx = Transaction[AggregationRepository]
 
 
 class AggregationHandlers:
-    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow, noise: NoiseSource | None = None) -> None:
+    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow, noise: NoiseSource | None = None,
+                 summer=None) -> None:  # noqa: ANN001 - a he_parallel summer (ProcessPoolSummer in production)
         self.blobs, self.clock = blobs, clock
         self.noise = noise or SystemNoise()
         self.partials = PartialAggregates(blobs)
+        self.summer = summer or InProcessSummer(blobs)
+        self._plaintext: set[str] = set()  # federations known not to be encrypted (an immutable fact)
 
     def table(self) -> dict[type, Callable]:
-        return {FederationCreated: self.on_federation_created, RoundOpened: self.on_round_opened, PrivacyCharged: self.on_charged}
+        return {FederationCreated: self.on_federation_created, RoundOpened: self.on_round_opened, PrivacyCharged: self.on_charged,
+                HeContextPublished: self.on_he_context}
 
     async def on_federation_created(self, event: FederationCreated, tx: Tx) -> None:
         policy = CentralPolicy.of(event.spec)
         if policy is not None:
             await tx.repo.save_policy(event.federation_id, policy)
+        if event.spec.encrypted:
+            await tx.repo.save_he_federation(event.federation_id, event.spec.he.scheme.value, total_size(event.params), event.spec.he.slots)
+
+    async def on_he_context(self, event: HeContextPublished, tx: Tx) -> None:
+        await tx.repo.set_he_context(event.federation_id, event.fingerprint, event.public_context)
+
+    async def _encryption(self, federation_id: str, tx: Tx) -> HeFederation | None:
+        if federation_id in self._plaintext:
+            return None
+        found = await tx.repo.he_federation(federation_id)
+        if found is None:
+            self._plaintext.add(federation_id)
+        return found
 
     async def on_round_opened(self, event: RoundOpened, tx: Tx) -> None:
         await tx.repo.open_round(
@@ -69,10 +91,15 @@ class AggregationHandlers:
             await tx.repo.park(federation_id, round_number, contribution)
             return
         refusal = domain.admit(state, contribution.participant_id)
+        encryption = await self._encryption(federation_id, tx)
+        detail = ""
+        if refusal is None and encryption is not None:
+            refusal, detail = await self._check_ciphertext(encryption, contribution)
         if refusal is None:
             if await tx.repo.add_contribution(federation_id, round_number, contribution):
-                key = (federation_id, round_number)
-                tx.after_commit(lambda: self.partials.fold_later(key, contribution))
+                if encryption is None:  # ciphertexts are summed at close, across processes
+                    key = (federation_id, round_number)
+                    tx.after_commit(lambda: self.partials.fold_later(key, contribution))
                 await self._step(replace(state, received=state.received + 1), tx)
                 return
             refusal = RejectionReason.DUPLICATE
@@ -80,9 +107,21 @@ class AggregationHandlers:
             UpdateRejected(
                 source=AGGREGATION, federation_id=federation_id, update_id=contribution.update_id,
                 participant_id=contribution.participant_id, round=round_number, reason=refusal,
-                detail=f"aggregation did not count this update: {refusal.value}",
+                detail=detail or f"aggregation did not count this update: {refusal.value}",
             )
         )
+
+    async def _check_ciphertext(self, encryption: HeFederation, c: StoredContribution) -> tuple[RejectionReason | None, str]:
+        """Frame, context fingerprint and size of an encrypted update, before it may count.
+
+        Before the custodian's public context has reached this aggregator the fingerprint is not known
+        yet; the frame and size are still checked, and the sum at close checks the fingerprint."""
+        try:
+            he.check_header(await self.blobs.get(c.blob), encryption.fingerprint, HeScheme(encryption.scheme),
+                            encryption.slots, encryption.length)
+        except he.CiphertextError as exc:
+            return RejectionReason(exc.reason), f"not counted: {exc}"
+        return None, ""
 
     async def advance(self, federation_id: str, round_number: int, tx: Tx) -> None:
         """Close, aggregate or fail the round if its state calls for it."""
@@ -108,6 +147,9 @@ class AggregationHandlers:
 
     async def _aggregate(self, state: RoundState, step: domain.Close, tx: Tx) -> None:
         counted = await tx.repo.contributions(state.federation_id, state.round)
+        encryption = await self._encryption(state.federation_id, tx)
+        if encryption is not None:
+            return await self._encrypted_aggregate(state, step, counted, encryption, tx)
         policy = await tx.repo.policy(state.federation_id)
         central: CentralDpApplied | None = None
         if policy is None:
@@ -123,6 +165,26 @@ class AggregationHandlers:
                 federation_id=state.federation_id, round=state.round, aggregate=ref, closed_by=step.closed_by,
                 contributions=tuple(Contribution(**c.model_dump(exclude={"blob"})) for c in counted),
                 central_dp=central,
+            )
+        )
+
+    async def _encrypted_aggregate(
+        self, state: RoundState, step: domain.Close, counted: list[StoredContribution], encryption: HeFederation, tx: Tx
+    ) -> None:
+        """Σ weightₖ·ciphertextₖ under the public context, handed to the key custodian to decrypt."""
+        if encryption.public_context is None:
+            raise LookupError(f"{state.federation_id}: the custodian's public context has not arrived yet")
+        weights, weighting = encryption.weights([c.num_examples for c in counted])
+        request = SumRequest(encryption.public_context, encryption.length, tuple((c.blob, w) for c, w in zip(counted, weights)))
+        ref = await self.blobs.put(await self.summer.weighted_sum(request), he.MEDIA_TYPE)
+        await tx.repo.set_status(state.federation_id, state.round, RoundStatus.AGGREGATED, step.closed_by, self.clock())
+        tx.emit(
+            EncryptedAggregateReady(
+                event_id=derived_id(state.federation_id, state.round, "encrypted-aggregate"), source=AGGREGATION,
+                federation_id=state.federation_id, round=state.round, aggregate=ref, fingerprint=encryption.public_context.sha256,
+                contributions=tuple(Contribution(**c.model_dump(exclude={"blob"})) for c in counted),
+                updates=tuple(c.blob for c in counted),
+                total_weight=sum(c.num_examples for c in counted), weighting=weighting, closed_by=step.closed_by,
             )
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from services.aggregation.domain import CentralPolicy, RoundState, RoundStatus
+from services.aggregation.domain import CentralPolicy, HeFederation, RoundState, RoundStatus
 from schemas.events import Contribution
 from schemas.base import BlobRef
 
@@ -43,3 +43,12 @@ class AggregationRepository(Protocol):
 
     async def take_parked(self, federation_id: str, round_number: int) -> list[StoredContribution]:
         """Remove and return the updates parked for this round."""
+
+    async def save_he_federation(self, federation_id: str, scheme: str, length: int, slots: int) -> None:
+        """Record that a federation's updates are ciphertexts packing ``length`` values."""
+
+    async def set_he_context(self, federation_id: str, fingerprint: str, public_context: BlobRef) -> None:
+        """The custodian published the federation's public context."""
+
+    async def he_federation(self, federation_id: str) -> HeFederation | None:
+        """None for a plaintext federation."""

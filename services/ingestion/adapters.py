@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
 from services.ingestion.domain import FederationView, RoundView
+from services.ingestion.identity import BaaView, ConsentView, KeyView
 from schemas.base import ParamSpec
+from schemas.events import UpdateSubmitted
 
 
 class PostgresAdmissionRepository:
@@ -16,9 +20,10 @@ class PostgresAdmissionRepository:
 
     async def save_federation(self, f: FederationView) -> None:
         await self.conn.execute(
-            "INSERT INTO ingestion_federations (federation_id, participants, params, max_update_bytes, active) "
-            "VALUES ($1,$2,$3,$4,true) ON CONFLICT (federation_id) DO NOTHING",
+            "INSERT INTO ingestion_federations (federation_id, participants, params, max_update_bytes, active, he) "
+            "VALUES ($1,$2,$3,$4,true,$5) ON CONFLICT (federation_id) DO NOTHING",
             f.federation_id, sorted(f.participants), [p.model_dump(mode="json") for p in f.params], f.max_update_bytes,
+            list(f.he) if f.he else None,
         )
 
     async def federation(self, federation_id: str) -> FederationView | None:
@@ -26,7 +31,8 @@ class PostgresAdmissionRepository:
         if row is None:
             return None
         params = tuple(ParamSpec.model_validate(p, strict=False) for p in row["params"])
-        return FederationView(row["federation_id"], frozenset(row["participants"]), params, row["max_update_bytes"])
+        he = (str(row["he"][0]), int(row["he"][1])) if row["he"] else None  # migration 013
+        return FederationView(row["federation_id"], frozenset(row["participants"]), params, row["max_update_bytes"], he)
 
     async def open_round(self, v: RoundView) -> None:
         await self.conn.execute(
@@ -62,3 +68,73 @@ class PostgresAdmissionRepository:
             federation_id, round_number, participant_id, update_id,
         )
         return status.endswith(" 1")
+
+    async def save_key(self, k: KeyView) -> None:
+        await self.conn.execute(
+            "INSERT INTO ingestion_keys (key_id, participant_id, organisation, public_key, revoked) VALUES ($1,$2,$3,$4,$5) "
+            "ON CONFLICT (key_id) DO NOTHING",
+            k.key_id, k.participant_id, k.organisation, k.public_key, k.revoked,
+        )
+
+    async def revoke_key(self, key_id: str) -> None:
+        await self.conn.execute("UPDATE ingestion_keys SET revoked = true WHERE key_id = $1", key_id)
+
+    async def key(self, key_id: str) -> KeyView | None:
+        row = await self.conn.fetchrow("SELECT * FROM ingestion_keys WHERE key_id = $1", key_id)
+        return None if row is None else KeyView(**dict(row))
+
+    async def save_consent(self, c: ConsentView) -> None:
+        await self.conn.execute(
+            "INSERT INTO ingestion_consents (participant_id, purpose, scope, expires_at, granted) VALUES ($1,$2,$3,$4,$5) "
+            "ON CONFLICT (participant_id, purpose, scope) DO UPDATE SET expires_at = excluded.expires_at, granted = excluded.granted",
+            c.participant_id, c.purpose, c.scope, c.expires_at, c.granted,
+        )
+
+    async def consents(self, participant_id: str) -> list[ConsentView]:
+        rows = await self.conn.fetch("SELECT * FROM ingestion_consents WHERE participant_id = $1", participant_id)
+        return [ConsentView(**dict(r)) for r in rows]
+
+    async def save_baa(self, b: BaaView) -> None:
+        await self.conn.execute(
+            "INSERT INTO ingestion_baas (organisation, expires_at, active) VALUES ($1,$2,$3) "
+            "ON CONFLICT (organisation) DO UPDATE SET expires_at = excluded.expires_at, active = excluded.active",
+            b.organisation, b.expires_at, b.active,
+        )
+
+    async def baa(self, organisation: str) -> BaaView | None:
+        row = await self.conn.fetchrow("SELECT * FROM ingestion_baas WHERE organisation = $1", organisation)
+        return None if row is None else BaaView(**dict(row))
+
+    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
+        # On conflict the no-op update makes RETURNING give the event that holds the nonce.
+        holder = await self.conn.fetchval(
+            "INSERT INTO ingestion_nonces (key_id, nonce, event_id, signed_at) VALUES ($1,$2,$3,$4) "
+            "ON CONFLICT (key_id, nonce) DO UPDATE SET event_id = ingestion_nonces.event_id RETURNING event_id",
+            key_id, nonce, event_id, signed_at,
+        )
+        return holder == event_id
+
+    async def forget_nonces(self, signed_before: datetime) -> int:
+        status = await self.conn.execute("DELETE FROM ingestion_nonces WHERE signed_at < $1", signed_before)
+        return int(status.split()[-1])
+
+    async def park(self, event: UpdateSubmitted, parked_at: datetime) -> None:
+        await self.conn.execute(
+            "INSERT INTO ingestion_parked (update_id, federation_id, round, parked_at, event) VALUES ($1,$2,$3,$4,$5) "
+            "ON CONFLICT (update_id) DO NOTHING",
+            event.update_id, event.federation_id, event.round, parked_at, event.model_dump(mode="json"),
+        )
+
+    async def take_parked(self, federation_id: str, round_number: int) -> list[UpdateSubmitted]:
+        return await self._take("federation_id = $1 AND round = $2", federation_id, round_number)
+
+    async def take_parked_up_to(self, federation_id: str, round_number: int) -> list[UpdateSubmitted]:
+        return await self._take("federation_id = $1 AND round <= $2", federation_id, round_number)
+
+    async def take_parked_before(self, parked_before: datetime) -> list[UpdateSubmitted]:
+        return await self._take("parked_at < $1", parked_before)
+
+    async def _take(self, where: str, *args: object) -> list[UpdateSubmitted]:
+        rows = await self.conn.fetch(f"DELETE FROM ingestion_parked WHERE {where} RETURNING parked_at, event", *args)
+        rows = sorted(rows, key=lambda r: (r["parked_at"], r["event"]["update_id"]))
+        return [UpdateSubmitted.model_validate_json(json.dumps(r["event"])) for r in rows]

@@ -17,6 +17,7 @@ class FederationView:
     participants: frozenset[str]
     params: tuple[ParamSpec, ...]
     max_update_bytes: int
+    he: tuple[str, int] | None = None  # crypto: he — (scheme, values per ciphertext); updates are ciphertexts
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,25 @@ def check_envelope(
     return None
 
 
-def check_tensors(payload: bytes, params: tuple[ParamSpec, ...]) -> Rejection | None:
+def check_tensors(payload: bytes, params: tuple[ParamSpec, ...], he: tuple[str, int] | None = None) -> Rejection | None:
+    if he is not None:
+        return check_ciphertext(payload, params, he)
     try:
         tensors.check_against(tensors.from_bytes(payload), params)
     except tensors.TensorError as exc:
+        return Rejection(RejectionReason(exc.reason), str(exc))
+    return None
+
+
+def check_ciphertext(payload: bytes, params: tuple[ParamSpec, ...], he: tuple[str, int]) -> Rejection | None:
+    """An HE federation's update: a well-formed ciphertext frame of the model's size (the aggregator,
+    which holds the public context, checks the context fingerprint)."""
+    from fedstream.crypto import he_frame
+    from schemas.he import HeScheme
+
+    try:
+        he_frame.check_header(payload, None, HeScheme(he[0]), he[1], sum(p.size for p in params))
+    except he_frame.CiphertextError as exc:
         return Rejection(RejectionReason(exc.reason), str(exc))
     return None
 

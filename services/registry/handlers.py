@@ -28,26 +28,33 @@ from schemas.events import (
     RoundFailed,
     RoundOpened,
 )
+from schemas.compliance import ParticipantErased
 from schemas.topics import REGISTRY
 from services.registry.projections import PROJECTIONS
+from services.registry.identity import IdentityHandlers, postgres_store
 
 Tx = Transaction[RegistryRepository]
 InitialWeights = Callable[[object], dict]
 
 
 class RegistryHandlers:
-    def __init__(self, blobs: BlobStore, initial_weights: InitialWeights, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, blobs: BlobStore, initial_weights: InitialWeights, clock: Callable[[], datetime] = utcnow,
+        identity: IdentityHandlers | None = None,
+    ) -> None:
         self.blobs, self.initial_weights, self.clock = blobs, initial_weights, clock
+        self.identity = identity or IdentityHandlers(postgres_store)  # enrolment, keys, consent, BAAs
 
     def table(self) -> dict[type, Callable]:
         decisions: dict[type, Callable] = {
             BudgetExhausted: self.on_budget_exhausted,
+            ParticipantErased: self.on_participant_erased,
             CreateFederation: self.on_create,
             ModelValidated: self.on_validated,
             ModelRejected: self.on_round_without_release,
             RoundFailed: self.on_round_without_release,
         }
-        return {t: self._with_projection(decisions.get(t)) for t in {*decisions, *PROJECTIONS}}
+        return {t: self._with_projection(decisions.get(t)) for t in {*decisions, *PROJECTIONS}} | self.identity.table()
 
     @staticmethod
     def _with_projection(decide: Callable | None) -> Callable:
@@ -99,6 +106,13 @@ class RegistryHandlers:
         state = await tx.repo.lock(event.federation_id)
         if state is not None and event.participant_id not in state.excluded:
             await tx.repo.save(replace(state, excluded=state.excluded | {event.participant_id}))
+
+    async def on_participant_erased(self, event: ParticipantErased, tx: Tx) -> None:
+        """An erased participant is never selected again. Compliance already put its pseudonym where its id
+        was (the spec included), so excluding the pseudonym takes it out of every later round."""
+        state = await tx.repo.lock(event.federation_id)
+        if state is not None and event.pseudonym not in state.excluded:
+            await tx.repo.save(replace(state, excluded=state.excluded | {event.pseudonym}))
 
     async def on_round_without_release(self, event: ModelRejected | RoundFailed, tx: Tx) -> None:
         state = await tx.repo.lock(event.federation_id)

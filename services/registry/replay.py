@@ -12,16 +12,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from fedstream.messaging.codec import MalformedMessage, decode
 from fedstream.messaging.consumer import to_record
+from fedstream.messaging.kafka import client_security
+from fedstream.settings import Endpoints
 from fedstream.storage.postgres import apply_migrations, create_pool
 from services.registry import projections
 from schemas.topics import REGISTRY, topics_consumed_by
 
 
-async def replay_views(bootstrap_servers: str, database_url: str) -> int:
+async def replay_views(endpoints: Endpoints, database_url: str) -> int:
     """Returns the number of events projected."""
     await apply_migrations(database_url)
     pool = await create_pool(database_url)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=endpoints.kafka_bootstrap_servers, enable_auto_commit=False, **client_security(endpoints)
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(t.name, p) for t in topics_consumed_by(REGISTRY) for p in range(t.partitions)]

@@ -1,2 +1,4 @@
 """Validation: combines participants' federated evaluations of a candidate, applies the quality gates
-and tracks convergence (early stop when improvement stays below a threshold for k rounds)."""
+and tracks convergence (early stop when improvement stays below a threshold for k rounds). It also runs
+the alert stream processor (``health`` rules, ``monitor`` handlers): windowed participant and round
+health over the event topics, raised as ``AlertRaised`` on ``fedstream.alerts``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -17,11 +17,15 @@ from schemas.events import EvaluationReported, FederationCreated, ModelRejected,
 from schemas.topics import VALIDATION
 
 Tx = Transaction[ValidationRepository]
+# Told of each verdict in the transaction that decides it (the alert processor's round outcomes).
+VerdictObserver = Callable[[ModelValidated | ModelRejected, int, Tx], Awaitable[None]]
 
 
 class ValidationHandlers:
-    def __init__(self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow) -> None:
-        self.blobs, self.clock = blobs, clock
+    def __init__(
+        self, blobs: BlobStore, clock: Callable[[], datetime] = utcnow, on_verdict: VerdictObserver | None = None
+    ) -> None:
+        self.blobs, self.clock, self.on_verdict = blobs, clock, on_verdict
 
     def table(self) -> dict[type, Callable]:
         return {
@@ -64,7 +68,10 @@ class ValidationHandlers:
         verdict = domain.judge(metrics, await self._finite(candidate), await tx.repo.accepted_scores(federation_id), spec)
         score = domain.score(metrics, spec) if metrics.evaluators else None
         await tx.repo.record_decision(federation_id, round_number, score, verdict.accepted)
-        tx.emit(self._verdict_event(candidate, metrics, verdict))
+        outcome = self._verdict_event(candidate, metrics, verdict)
+        tx.emit(outcome)
+        if self.on_verdict is not None:
+            await self.on_verdict(outcome, len(candidate.contributions), tx)
 
     async def decide_overdue(self, transactions) -> None:  # noqa: ANN001 - a Transactions[ValidationRepository]
         """Timer: candidates whose evaluation deadline passed are judged on the reports that arrived."""

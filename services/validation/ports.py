@@ -3,7 +3,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from uuid import UUID
 
+from services.validation.health import AdmissionCounts, FederationHealth, Window
+from schemas.alerts import AlertRaised
 from schemas.base import BlobRef
 from schemas.events import Contribution, EvaluationReported
 from schemas.federation import ValidationSpec
@@ -45,3 +48,121 @@ class ValidationRepository(Protocol):
         """Scores of accepted models, in round order."""
 
     async def due_candidates(self, now: datetime) -> list[tuple[str, int]]: ...
+
+
+# --- health: windowed state of the alert processor, and the metrics time series -----------------------
+
+
+@dataclass(frozen=True)
+class RoundPoint:
+    """One round outcome, as a row of the ``round_metrics`` time series."""
+
+    time: datetime
+    federation_id: str
+    round: int
+    outcome: str  # validated | rejected | failed
+    contributions: int
+    duration_s: float | None  # round opened → outcome; None when the opening was not seen
+    loss: float | None = None
+    accuracy: float | None = None
+    auc: float | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantPoint:
+    """One participant event, as a row of the ``participant_metrics`` time series."""
+
+    time: datetime
+    federation_id: str
+    participant_id: str
+    round: int
+    kind: str  # accepted | rejected | charged | evaluated
+    num_examples: int | None = None
+    train_loss: float | None = None
+    epsilon: float | None = None
+    latency_s: float | None = None  # accepted → charged
+    loss: float | None = None
+    accuracy: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundBucket:
+    bucket: datetime
+    rounds: int
+    validated: int
+    unsuccessful: int  # rejected or failed
+    mean_duration_s: float | None
+    best_accuracy: float | None
+    best_auc: float | None
+
+
+@dataclass(frozen=True)
+class ParticipantBucket:
+    bucket: datetime
+    participant_id: str
+    accepted: int
+    rejected: int
+    max_epsilon: float | None
+    mean_train_loss: float | None
+    max_latency_s: float | None
+
+
+@dataclass(frozen=True)
+class Departure:
+    """A participant whose heartbeat expired; ``session`` counts its joins."""
+
+    federation_id: str
+    participant_id: str
+    session: int
+    last_seen: datetime
+    ttl_s: float
+
+
+class HealthRepository(Protocol):
+    async def save_health(self, health: FederationHealth) -> None: ...
+
+    async def health(self, federation_id: str) -> FederationHealth | None:
+        """Locked for the rest of the transaction (rules read, fold and write it back)."""
+
+    async def record_admission(
+        self, point: ParticipantPoint, window: Window, increments: tuple[int, int, int], update_id: UUID | None
+    ) -> AdmissionCounts:
+        """One admission decision in one round trip: add (accepted, rejected, suspicious) ``increments`` to the
+        participant's window (atomically, so concurrent batches add up), add the series point, and for an
+        accepted update (``update_id``) remember when, for its charge's latency. Returns the window's totals."""
+
+    async def record_charge(self, point: ParticipantPoint, update_id: UUID) -> tuple[float | None, float | None]:
+        """One privacy charge in one round trip: the point (with the latency since the update was accepted,
+        if that was seen) is added; returns (that latency in seconds, the federation's ε budget)."""
+
+    async def open_round(self, federation_id: str, round_number: int, at: datetime) -> None: ...
+
+    async def round_opened_at(self, federation_id: str, round_number: int) -> datetime | None: ...
+
+    async def heartbeat(self, federation_id: str, participant_id: str, at: datetime, ttl_s: float) -> int | None:
+        """Record a heartbeat; the participant's new session number if it was not live before, else None.
+        Heartbeats for a completed federation (the runtime's last beats) are ignored."""
+
+    async def expire(self, now: datetime) -> list[Departure]:
+        """Participants of unfinished federations whose heartbeat expired by ``now``, marked gone."""
+
+    async def claim_alert(self, alert: AlertRaised) -> bool:
+        """Record the alert under its dedup key; False if that fact was already raised."""
+
+    async def create_partitions(self) -> int:
+        """Time partitions ahead of time where the store needs them; how many were created now."""
+
+    async def add_round_point(self, point: RoundPoint) -> None: ...
+
+    async def add_participant_point(self, point: ParticipantPoint) -> None: ...
+
+
+class MetricsSeries(Protocol):
+    """The time-series queries (the same SQL on a TimescaleDB hypertable and on native partitions)."""
+
+    async def rounds(self, federation_id: str, bucket_s: float, since: datetime, until: datetime) -> list[RoundBucket]: ...
+
+    async def participants(
+        self, federation_id: str, bucket_s: float, since: datetime, until: datetime
+    ) -> list[ParticipantBucket]: ...

@@ -49,3 +49,24 @@ async def test_round_cache_round_trips_and_misses_cleanly(coordination):
     state = {"round": 3, "participants": ["a", "b"], "deadline": "2026-01-01T00:00:00+00:00", "open": True}
     await c.cache_round(f, state, ttl_s=60)
     assert await c.cached_round(f) == state
+
+
+async def test_a_token_bucket_allows_its_burst_then_its_rate(coordination):
+    from fedstream.security.rate_limit import BucketPolicy
+
+    c, clock = coordination
+    bucket, policy = f"contract-{uuid4().hex[:8]}", BucketPolicy(rate_per_s=2, burst=3)
+    assert [await c.take_token(bucket, policy) for _ in range(4)] == [True, True, True, False]
+    assert await c.take_token(f"{bucket}-other", policy)  # buckets are independent
+    clock.now += 0.5  # refills one token
+    assert [await c.take_token(bucket, policy) for _ in range(2)] == [True, False]
+    clock.now += 60  # never more than the burst
+    assert [await c.take_token(bucket, policy) for _ in range(4)] == [True, True, True, False]
+
+
+async def test_a_nonce_is_claimed_once_except_by_its_own_retry(coordination):
+    c, _ = coordination
+    nonce = f"contract-{uuid4().hex}"
+    assert await c.claim_nonce(nonce, "event-1", ttl_s=60)
+    assert await c.claim_nonce(nonce, "event-1", ttl_s=60)  # the same message, retried
+    assert not await c.claim_nonce(nonce, "event-2", ttl_s=60)

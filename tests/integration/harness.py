@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fedstream.messaging.codec import MalformedMessage, Record, decode, encode
 from fedstream.messaging.consumer import to_record
 from fedstream.messaging.kafka import make_producer, send_records, wait_caught_up  # noqa: F401 - re-exported for tests
+from fedstream.participant.identity import ParticipantKeys, enrol
 from fedstream.settings import Endpoints
 from fedstream.storage import tensors
 from fedstream.storage.blobs import open_blob_store
@@ -91,6 +92,8 @@ class Submitter:
         self.endpoints, self.federation_id = endpoints, federation_id
         self.blobs = open_blob_store(endpoints.blob_store_url)
         self.producer = make_producer(endpoints, "test-submitter")
+        # zero trust: each participant this submitter acts as is enrolled (organisation org-<id>) on first use
+        self.keys, self.enrolled = ParticipantKeys(), set()
 
     async def __aenter__(self) -> "Submitter":
         await self.producer.start()
@@ -103,13 +106,20 @@ class Submitter:
                      ref: ev.BlobRef | None = None, num_examples: int = 10) -> ev.UpdateSubmitted:
         if ref is None:
             ref = await self.blobs.put(payload if payload is not None else tensors.to_bytes(weights))
-        event = ev.UpdateSubmitted(
+        await self.enrol(participant)
+        event = self.keys.sign(ev.UpdateSubmitted(
             source=f"participant/{participant}", federation_id=self.federation_id, update_id=uuid4(),
             participant_id=participant, round=round_number, base_model_version=0, update=ref,
             num_examples=num_examples, train_loss=0.5,
-        )
+        ))
         await self.publish(event)
         return event
+
+    async def enrol(self, *participants: str) -> None:
+        new = [p for p in participants if p not in self.enrolled]
+        if new:
+            await enrol(self.endpoints, [(p, f"org-{p}") for p in new], self.keys)
+            self.enrolled.update(new)
 
     async def publish(self, event: ev.Event) -> None:
         await send_records(self.producer, [encode(event, topic_for(type(event)).name)])

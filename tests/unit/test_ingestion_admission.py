@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fedstream.messaging.transaction import InMemoryTransactions
+from fedstream.participant.identity import ParticipantKeys
 from fedstream.storage import tensors
 from fedstream.storage.blobs import InMemoryBlobStore
 from fedstream.storage.coordination import InMemoryCoordination
@@ -14,7 +15,7 @@ from services.ingestion.fakes import InMemoryAdmissionRepository
 from services.ingestion.handlers import IngestionHandlers
 from schemas import events as ev
 from schemas.federation import FederationSpec, parse_spec
-from tests.unit.helpers import PARAMS_SHAPES, emitted, put_weights, weights
+from tests.unit.helpers import PARAMS_SHAPES, emitted, identity_facts, put_weights, weights
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 R = ev.RejectionReason
@@ -38,6 +39,7 @@ class Harness:
         self.coordination = InMemoryCoordination(clock=lambda: self.now.timestamp())
         self.handlers = IngestionHandlers(self.blobs, self.coordination, clock=lambda: self.now)
         self.txs = InMemoryTransactions(InMemoryAdmissionRepository())
+        self.keys = ParticipantKeys()  # every participant here is enrolled, consents and has a BAA
 
     async def deliver(self, event) -> list:
         before = len(self.txs.published)
@@ -50,6 +52,9 @@ class Harness:
         s = spec()
         params = tensors.specs_of(weights())
         ref = await put_weights(self.blobs, weights())
+        for participant in ("a", "b", "c", "mallory"):
+            for fact in identity_facts(participant, self.keys.public_key(participant), self.now):
+                await self.deliver(fact)
         await self.deliver(ev.FederationCreated(source="registry", federation_id="f", spec=s, params=params, initial_model=ref))
         await self.deliver(self.opened(1, participants))
 
@@ -62,9 +67,16 @@ class Harness:
     async def submit(self, participant="a", round_number=1, payload=None, ref=None, federation="f"):
         if ref is None:
             ref = await self.blobs.put(payload if payload is not None else tensors.to_bytes(weights(1.0)))
-        return await self.deliver(ev.UpdateSubmitted(
+        return await self.deliver(self.keys.sign(ev.UpdateSubmitted(
             source=f"participant/{participant}", federation_id=federation, update_id=uuid4(), participant_id=participant,
-            round=round_number, base_model_version=0, update=ref, num_examples=5, train_loss=0.3))
+            round=round_number, base_model_version=0, update=ref, num_examples=5, train_loss=0.3), self.now))
+
+    async def expire_parked(self, after_s: float = 31) -> list:
+        """Let the parking TTL pass and run ingestion's timer."""
+        self.now += timedelta(seconds=after_s)
+        before = len(self.txs.published)
+        await self.handlers.expire_parked(self.txs)
+        return emitted(self.txs.published[before:])
 
 
 @pytest.fixture
@@ -84,8 +96,9 @@ async def test_a_valid_update_is_accepted(h):
     assert isinstance(accepted, ev.UpdateAccepted) and accepted.participant_id == "a"
 
 
-async def test_unknown_federation(h):
-    assert await reason(await h.submit(federation="nope")) is R.UNKNOWN_FEDERATION
+async def test_unknown_federation_is_refused_once_its_parking_ttl_passes(h):
+    assert await h.submit(federation="nope") == []  # it may still be created: parked
+    assert await reason(await h.expire_parked()) is R.UNKNOWN_FEDERATION
 
 
 async def test_unknown_participant(h):
@@ -96,8 +109,10 @@ async def test_enrolled_but_not_selected(h):
     assert await reason(await h.submit(participant="c")) is R.NOT_SELECTED
 
 
-async def test_future_round(h):
-    assert await reason(await h.submit(round_number=2)) is R.UNKNOWN_ROUND
+async def test_future_round_is_refused_once_its_parking_ttl_passes(h):
+    assert await h.submit(round_number=2) == []
+    assert await h.expire_parked(after_s=29) == []  # not yet
+    assert await reason(await h.expire_parked(after_s=2)) is R.UNKNOWN_ROUND
 
 
 async def test_stale_round_after_a_newer_one_opened(h):
@@ -163,9 +178,9 @@ async def test_prefetched_verdicts_match_inline_ones(h):
     submissions = []
     for participant, payload in (("a", tensors.to_bytes(weights(1.0))), ("b", tensors.to_bytes(bad))):
         ref = await h.blobs.put(payload)
-        submissions.append(ev.UpdateSubmitted(
+        submissions.append(h.keys.sign(ev.UpdateSubmitted(
             source=f"participant/{participant}", federation_id="f", update_id=uuid4(), participant_id=participant,
-            round=1, base_model_version=0, update=ref, num_examples=5, train_loss=0.3))
+            round=1, base_model_version=0, update=ref, num_examples=5, train_loss=0.3), h.now))
     await h.handlers.prefetch(submissions)
     assert set(h.handlers._checks) == {s.update_id for s in submissions}  # verification started for both
     [accepted] = await h.deliver(submissions[0])

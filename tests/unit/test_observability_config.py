@@ -32,6 +32,7 @@ METRICS = {
     "fedstream_privacy_budget_exhausted_total": set(),
     "fedstream_live_participants": {"federation"},
     "fedstream_expected_participants": {"federation"},
+    "fedstream_alerts_raised_total": {"severity", "kind", "federation"},  # validation's stream processor
     "process_cpu_seconds_total": set(),
     "process_resident_memory_bytes": set(),
     "ALERTS": {"alertname", "alertstate", "severity", "category"},  # Prometheus' own series of alerts

@@ -44,7 +44,7 @@ def test_a_spec_may_ask_for_dp_but_not_yet_for_other_protections():
     assert spec(CryptoApproach.DP).local_dp and not spec(CryptoApproach.NONE).local_dp
     assert not spec(CryptoApproach.DP, DpSpec(local=False, central=True)).local_dp
     with pytest.raises(ValidationError, match="not available yet"):
-        spec(CryptoApproach.HE)
+        spec(CryptoApproach.SECAGG)
     with pytest.raises(ValidationError, match="dp.local, dp.central"):
         spec(CryptoApproach.DP, DpSpec(local=False, central=False))
 

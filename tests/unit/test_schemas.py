@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from fedstream.messaging.codec import MalformedMessage, Record, decode, encode
 from schemas import events as ev
+from schemas.alerts import AlertKind, AlertRaised, AlertSeverity
 from schemas.base import BlobRef, Event, ParamSpec, derived_id
 from schemas.federation import FederationSpec, SpecError, parse_spec
 from schemas.registry import EVENT_TYPES, UnknownEventType, event_class
@@ -99,6 +100,87 @@ def sample_events() -> list[Event]:
             source="validation", round=1, candidate=_blob(4), gate=ev.ValidationGate.REGRESSION,
             detail="auc fell by 0.2", metrics=None, **common,
         ),
+        AlertRaised(
+            source="validation", kind=AlertKind.SECURITY_BREACH, severity=AlertSeverity.CRITICAL, subject="Unknown Site",
+            round=None, window_start=T0, window_end=T0 + timedelta(minutes=5), value=3.0, threshold=3.0,
+            dedup_key=f"{FED}/security_breach/Unknown Site/{T0.isoformat()}", summary="3 forged updates in 300s", **common,
+        ),
+        *_custody_samples(common),
+        *_erasure_samples(),
+        *_identity_samples(common),
+        *_audit_samples(common),
+        *_access_samples(common),
+    ]
+
+
+def _access_samples(common: dict) -> list[Event]:
+    from schemas.access import AccessedResource, ApiRole, ParticipantDataAccessed
+
+    return [ParticipantDataAccessed(source="admin-api", accessor="site-a", role=ApiRole.SITE_OPERATOR, tenant="org-a",
+                                    resource=AccessedResource.PARTICIPANTS, participant_ids=("hospital-a",), **common)]
+
+
+def _audit_samples(common: dict) -> list[Event]:
+    from schemas.compliance import AuditCheckpointSigned
+
+    return [AuditCheckpointSigned(source="compliance", tree_size=8, root_hash="5" * 64, signed_at=T0, key_id="e" * 32,
+                                  public_key="A" * 43, signature="B" * 86, previous_size=5,
+                                  consistency_proof=("6" * 64, "7" * 64), **common)]
+
+
+def _identity_samples(common: dict) -> list[Event]:
+    from schemas import identity as idn
+
+    key, key_id = "A" * 43, "e" * 32
+    later = T0 + timedelta(days=365)
+    return [  # identity messages carry the organisation as their federation_id; FED stands in for it here
+        idn.EnrolParticipant(source="operator", participant_id="hospital-a", organisation="north-clinic", public_key=key,
+                             baa_reference="baa-17", requested_by="admin", **common),
+        idn.RevokeParticipantKey(source="operator", participant_id="hospital-a", key_id=key_id, reason="lost laptop",
+                                 requested_by="admin", **common),
+        idn.RecordConsent(source="operator", participant_id="hospital-a", expires_at=later, requested_by="dpo", **common),
+        idn.RegisterBaa(source="operator", organisation="north-clinic", reference="baa-17", expires_at=later,
+                        requested_by="dpo", **common),
+        idn.ParticipantEnrolled(source="registry", participant_id="hospital-a", organisation="north-clinic", key_id=key_id,
+                                public_key=key, baa_reference="baa-17", **common),
+        idn.ParticipantKeyRevoked(source="registry", participant_id="hospital-a", key_id=key_id, reason="lost laptop", **common),
+        idn.ConsentRecorded(source="registry", participant_id="hospital-a", purpose="federated_training", scope="*",
+                            expires_at=later, granted=True, **common),
+        idn.BaaRegistered(source="registry", organisation="north-clinic", reference="baa-17", expires_at=later, active=True,
+                          **common),
+        idn.IdentityRefused(source="registry", command_id=str(derived_id("cmd")), reason="key revoked", **common),
+    ]
+
+
+def _erasure_samples() -> list[Event]:
+    from schemas import compliance as cp
+
+    gdpr = {"federation_id": FED, "time": T0}  # erasures travel under cp.ERASURE_SCOPE; the codec test keys on FED
+    return [
+        cp.EraseParticipant(source="operator", participant_id="hospital-a", requested_by="dpo", **gdpr),
+        cp.ParticipantErased(source="compliance", pseudonym="pn-0123456789abcdef01234567", erased_at=T0,
+                             federation_id=FED, time=T0),
+        cp.ErasureCertified(source="compliance", request_id=derived_id("erase", 1), pseudonym="pn-0123456789abcdef01234567",
+                            erased_at=T0, federations=(FED,), erased=(cp.ErasedRecords(table="privacy_ledger", changes=3),),
+                            redis_entries=1, shredded_key_ids=("0" * 32,),
+                            lineage=(cp.LineageEntry(federation_id=FED, round=1, model_version=1),), **gdpr),
+    ]
+
+
+def _custody_samples(common: dict) -> list[Event]:
+    from schemas import custody
+    from schemas.he import HeScheme, HeSpec
+
+    return [
+        custody.HeContextPublished(source="key-custody", scheme=HeScheme.CKKS, fingerprint="c" * 64,
+                                   public_context=_blob(7), params=HeSpec(), **common),
+        custody.EncryptedAggregateReady(source="aggregation", round=1, aggregate=_blob(8), fingerprint="c" * 64,
+                                        contributions=(_contribution(),), updates=(BlobRef(uri="file:///blobs/a", sha256="a" * 64, size=1024),), total_weight=100,
+                                        weighting="fraction", closed_by="deadline", **common),
+        custody.AggregateDecrypted(source="key-custody", round=1, ciphertext_sha256="8" * 64, model_sha256="9" * 64,
+                                   contributors=3, quorum=2, **common),
+        custody.DecryptionRefused(source="key-custody", round=1, ciphertext_sha256="8" * 64,
+                                  reason=custody.RefusalReason.BELOW_QUORUM, detail="1 contributor, quorum 2", **common),
     ]
 
 

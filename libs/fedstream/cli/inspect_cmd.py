@@ -11,12 +11,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from fedstream.cli import audit_cmd
 from fedstream.settings import StackSettings
 from fedstream.storage.coordination import RedisCoordination
 from fedstream.storage.postgres import connect
 
 console = Console()
-audit_app = typer.Typer(help="The hash-chained audit trail.")
+audit_app = typer.Typer(help="The hash-chained audit trail and its signed Merkle checkpoints.")
 views_app = typer.Typer(help="The registry's read views, materialised from the event stream.")
 
 
@@ -25,7 +26,7 @@ def views_replay(database_url: str = typer.Option(..., help="an empty database t
     """Replay every topic into DATABASE_URL's views (the same projections the registry applies live)."""
     from services.registry.replay import replay_views
 
-    count = asyncio.run(replay_views(StackSettings().resolved().kafka_bootstrap_servers, database_url))
+    count = asyncio.run(replay_views(StackSettings().resolved(), database_url))
     console.print(f"[green]projected {count} events[/] into {database_url}")
 
 
@@ -99,14 +100,5 @@ async def _live(redis_url: str, federation_id: str) -> set[str]:
         await coordination.close()
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the audit chain; name the first broken link (exit 1) or confirm it is intact."""
-    from services.compliance.verify import verify_database
-
-    result = asyncio.run(verify_database(StackSettings().resolved().database_url))
-    if result.broken is None:
-        console.print(f"[green]audit trail intact[/]: {result.rows} rows, head {result.head[:16] if result.head else '-'}…")
-        return
-    console.print(f"[red]audit trail broken at seq {result.broken.seq}[/]: {result.broken.problem}")
-    raise typer.Exit(1)
+audit_app.command("verify")(audit_cmd.verify)
+audit_app.command("checkpoints")(audit_cmd.checkpoints)

@@ -17,7 +17,7 @@ from fedstream.participant.simulation import create_federation, local_participan
 from fedstream.settings import StackSettings
 from fedstream.supervisor import Supervisor, module_of
 from schemas.federation import FederationSpec, SpecError, parse_spec
-from schemas.topics import SERVICES
+from schemas.topics import KEY_CUSTODY, SERVICES
 
 console = Console()
 DEFAULT_DEMO_SPEC = Path(__file__).resolve().parents[3] / "examples" / "federations" / "hospitals-15.yaml"
@@ -32,10 +32,10 @@ def load_spec(path: Path, federation_id: str | None = None) -> FederationSpec:
     return spec.model_copy(update={"federation_id": federation_id}) if federation_id else spec
 
 
-def service(name: str = typer.Argument(..., help=f"one of: {', '.join(SERVICES)}")) -> None:
+def service(name: str = typer.Argument(..., help=f"one of: {', '.join((*SERVICES, KEY_CUSTODY))}")) -> None:
     """Run one service in this process (what each container runs)."""
-    if name not in SERVICES:
-        console.print(f"[red]unknown service {name!r}[/]; choose one of {', '.join(SERVICES)}")
+    if name not in (*SERVICES, KEY_CUSTODY):
+        console.print(f"[red]unknown service {name!r}[/]; choose one of {', '.join((*SERVICES, KEY_CUSTODY))}")
         raise typer.Exit(2)
     importlib.import_module(f"{module_of(name)}.bootstrap").main()
 
@@ -68,7 +68,7 @@ def participant(
     """Join a federation as one participant, with that site's local data, until the federation completes."""
     from fedstream.messaging.kafka import make_consumer, make_producer
     from fedstream.participant.runtime import ParticipantRuntime
-    from fedstream.storage.blobs import open_blob_store
+    from fedstream.storage.envelope import blob_store_for
     from schemas.topics import PARTICIPANT, topics_consumed_by
 
     spec = load_spec(spec_path)
@@ -85,7 +85,7 @@ def participant(
         await consumer.start()
         await producer.start()
         try:
-            await ParticipantRuntime(spec.federation_id, local, consumer, producer, open_blob_store(endpoints.blob_store_url)).run()
+            await ParticipantRuntime(spec.federation_id, local, consumer, producer, blob_store_for(endpoints)).run()
         finally:
             await consumer.stop()
             await producer.stop()

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedstream.connection_security import redacted
 from fedstream.messaging.kafka import ensure_topics
 from fedstream.settings import Endpoints, StackSettings
 from fedstream.storage.postgres import apply_migrations
@@ -28,7 +29,7 @@ def bring_up(settings: StackSettings) -> Endpoints:
 
 async def _provision(endpoints: Endpoints) -> None:
     await apply_migrations(endpoints.database_url)
-    await ensure_topics(endpoints.kafka_bootstrap_servers)
+    await ensure_topics(endpoints)
 
 
 @app.command()
@@ -37,7 +38,7 @@ def up() -> None:
     with console.status("starting Kafka, PostgreSQL and Redis…"):
         endpoints = bring_up(StackSettings())
     console.print(f"[green]stack up[/]: kafka {endpoints.kafka_bootstrap_servers} ({endpoints.kafka_flavour}), "
-                  f"postgres {endpoints.database_url}, redis {endpoints.redis_url}")
+                  f"postgres {redacted(endpoints.database_url)}, redis {redacted(endpoints.redis_url)}")
     status()
 
 
@@ -62,3 +63,20 @@ def status() -> None:
         state = "[green]running[/]" if c.running else "[red]stopped[/]"
         table.add_row(c.name, c.kind, c.address or "-", str(c.pid or "-"), state, "fedstream" if c.started_by_us else "external")
     console.print(table)
+
+
+@app.command("kafka-login")
+def kafka_login(participant_id: str = typer.Argument(..., help="the participant to give a Kafka login")) -> None:
+    """A participant's own SCRAM login and ACLs on a secured local stack (FEDSTREAM_KAFKA_SECURITY=sasl_ssl).
+
+    Prints the settings the participant runtime needs; the password stays in the state dir's 0600 logins file."""
+    from fedstream.stack import LocalStack
+    from fedstream.stack.kafka_security import SecuredKafkaFiles
+
+    local = LocalStack(StackSettings())
+    login = local.add_kafka_participant(participant_id)
+    logins_file = SecuredKafkaFiles(local.state_dir / "kafka").logins_path
+    console.print(f"[green]Kafka login[/] {login.username}: may write submissions, heartbeats and evaluations, "
+                  f"and read rounds and outcomes (ACLs from schemas/topics.py)")
+    console.print(f"  FEDSTREAM_KAFKA_USERNAME={login.username}")
+    console.print(f"  FEDSTREAM_KAFKA_PASSWORD=<\"{login.username}\".password in {logins_file}>")

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, Transaction[Any]], Awaitable[None]]
 # Optional per-service hook: start I/O for a whole batch before its transaction (e.g. reading blobs).
 Prefetch = Callable[[list[Event]], Awaitable[None]]
+# Optional per-service hook for a record that does not decode: True if the service answered it (e.g.
+# ingestion rejects a submission carrying extra fields with a reason), else it is dead-lettered.
+MalformedHook = Callable[[Record, MalformedMessage, Transaction[Any]], Awaitable[bool]]
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -88,8 +91,10 @@ class BatchProcessor:
         dispatcher: Dispatcher,
         retry: RetryPolicy = RetryPolicy(),
         prefetch: Prefetch | None = None,
+        on_malformed: MalformedHook | None = None,
     ) -> None:
         self.transactions, self.dispatcher, self.retry, self.prefetch = transactions, dispatcher, retry, prefetch
+        self.on_malformed = on_malformed
 
     async def process(self, records: list[Record]) -> int:
         """Returns how many events were handled (not counting duplicates and dead letters)."""
@@ -116,7 +121,7 @@ class BatchProcessor:
             for record, event in decoded:
                 tx.traceparent, tx.record = record.header("traceparent"), record
                 if isinstance(event, MalformedMessage):
-                    self._dead_letter_malformed(tx, record, event)
+                    await self._malformed(tx, record, event)
                 elif event.event_id in fresh:
                     fresh.discard(event.event_id)  # a duplicate inside the same batch is a no-op too
                     try:
@@ -137,12 +142,16 @@ class BatchProcessor:
             for record, event in decoded:
                 tx.traceparent, tx.record = record.header("traceparent"), record
                 if isinstance(event, MalformedMessage):
-                    self._dead_letter_malformed(tx, record, event)
+                    await self._malformed(tx, record, event)
                 elif self.dispatcher.handler_for(event) is not None:
                     with tracing.consuming(event, record.topic, tx.traceparent):
                         handled += await self._one(tx, record, event)
             tx.after_commit(lambda: metrics.observe_committed(tx.consumer, tx.events))
         return handled
+
+    async def _malformed(self, tx: Transaction[Any], record: Record, error: MalformedMessage) -> None:
+        if self.on_malformed is None or not await self.on_malformed(record, error, tx):
+            self._dead_letter_malformed(tx, record, error)
 
     @staticmethod
     def _dead_letter_malformed(tx: Transaction[Any], record: Record, error: MalformedMessage) -> None:

@@ -14,6 +14,7 @@ from opentelemetry import metrics
 
 from fedstream.observability.settings import ObservabilitySettings
 from schemas import events as ev
+from schemas.alerts import AlertRaised
 from schemas.base import Event
 
 _meter = metrics.get_meter("fedstream")
@@ -31,6 +32,9 @@ privacy_epsilon = _meter.create_gauge("fedstream.privacy.epsilon", description="
 budget_exhausted = _meter.create_counter("fedstream.privacy.budget_exhausted", description="Updates refused for budget")
 live_participants = _meter.create_gauge("fedstream.live_participants", description="Participants with a live heartbeat")
 expected_participants = _meter.create_gauge("fedstream.expected_participants", description="Participants enrolled")
+alerts_raised = _meter.create_counter(
+    "fedstream.alerts.raised", description="Alerts raised by validation's stream processor, by severity, kind and federation"
+)
 
 
 def setup_metrics(service: str, settings: ObservabilitySettings) -> None:
@@ -71,3 +75,6 @@ def observe_committed(service: str, emitted: Iterable[Event]) -> None:
                 privacy_epsilon.set(event.epsilon, {"federation": event.federation_id, "participant": event.participant_id})
             case ev.BudgetExhausted():
                 budget_exhausted.add(1, {"reason": event.reason.value})
+            case AlertRaised():
+                alerts_raised.add(1, {"severity": event.severity.value, "kind": event.kind.value,
+                                      "federation": event.federation_id})

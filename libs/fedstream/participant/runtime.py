@@ -24,10 +24,12 @@ from fedstream.messaging.kafka import send_records
 from fedstream.messaging.tracing import child_traceparent
 from fedstream.observability import tracing
 from fedstream.ml.data import LocalDataset
+from fedstream.participant.identity import ParticipantKeys, default_keys
 from fedstream.storage import tensors
-from fedstream.storage.blobs import BlobStore
+from fedstream.storage.blobs import SAFETENSORS, BlobStore
 from schemas import events as ev
 from schemas.base import Event
+from schemas.custody import HeContextPublished
 from schemas.federation import FederationSpec
 from schemas.topics import PARTICIPANT, topic_for
 
@@ -64,6 +66,8 @@ class FederationProgress:
     released: dict[int, ev.ModelReleased] = field(default_factory=dict)
     outcomes: dict[int, Event] = field(default_factory=dict)
     completed: ev.FederationCompleted | None = None
+    params: tuple = ()  # the model's ParamSpecs (HE packs updates in this order)
+    he_context: HeContextPublished | None = None  # crypto: he — what updates are encrypted under
 
 
 class ParticipantRuntime:
@@ -77,8 +81,10 @@ class ParticipantRuntime:
         training_threads: int = 2,
         heartbeat_s: float = 5.0,
         on_event: Callable[[Event], None] = lambda e: None,
+        keys: ParticipantKeys | None = None,
     ) -> None:
         self.federation_id = federation_id
+        self.keys = keys or default_keys()  # every submission is signed with its participant's enrolled key
         self.local = {p.participant_id: p for p in participants}
         self.consumer, self.producer, self.blobs = consumer, producer, blobs
         self.executor = ThreadPoolExecutor(max_workers=training_threads, thread_name_prefix="train")
@@ -87,6 +93,8 @@ class ParticipantRuntime:
         self.stats = {pid: ParticipantStats() for pid in self.local}
         self._planned_noise: dict[tuple[str, int, int, int], float] = {}
         self.done = asyncio.Event()
+        self._he = None  # the federation's public HE context once published (fedstream.crypto.he)
+        self._waiting_for_keys: list[tuple[ev.RoundOpened, str]] = []
 
     async def run(self) -> None:
         """Consume until the federation completes (or ``stop()``)."""
@@ -122,10 +130,15 @@ class ParticipantRuntime:
     async def _dispatch(self, event: Event, traceparent: str) -> None:
         match event:
             case ev.FederationCreated():
-                self.progress.spec = event.spec
+                self.progress.spec, self.progress.params = event.spec, event.params
+            case HeContextPublished():
+                await self._on_he_context(event)
             case ev.RoundOpened():
                 self.progress.opened[event.round] = event
-                await self._train_all(event, traceparent)
+                if self.progress.spec is not None and self.progress.spec.encrypted and self._he is None:
+                    self._waiting_for_keys.append((event, traceparent))  # trained once the public context arrives
+                else:
+                    await self._train_all(event, traceparent)
             case ev.RoundAggregated():
                 self.progress.outcomes[event.round] = event
                 await self._evaluate_all(event, traceparent)
@@ -172,14 +185,38 @@ class ParticipantRuntime:
             )
         else:
             result = await loop.run_in_executor(self.executor, train_local, federation.model, global_weights, p.data, config)
-        ref = await self.blobs.put(tensors.to_bytes(result.weights))
+        # sealed under this participant's own key: an erasure shreds it (fedstream.storage.envelope)
+        ref = await self.blobs.put(*await self._protected(result.weights), owner=p.participant_id)
         self.stats[p.participant_id].submitted += 1
-        return ev.UpdateSubmitted(
+        return self.keys.sign(ev.UpdateSubmitted(
             source=f"{PARTICIPANT}/{p.participant_id}", federation_id=self.federation_id, update_id=uuid4(),
             participant_id=p.participant_id, round=opened.round, base_model_version=opened.model_version, update=ref,
             num_examples=result.num_examples, train_loss=float(result.train_loss),
-            protection="plaintext" if privacy is None else "dp", privacy=privacy,
-        )
+            protection=_protection(privacy is not None, self._he is not None), privacy=privacy,
+        ))
+
+    async def _on_he_context(self, event: HeContextPublished) -> None:
+        from fedstream.crypto import he  # TenSEAL loads only in HE federations
+
+        data = await self.blobs.get(event.public_context)  # verified against its SHA-256: the fingerprint
+        self._he = await asyncio.to_thread(he.load_public_context, data)
+        self.progress.he_context = event
+        waiting, self._waiting_for_keys = self._waiting_for_keys, []
+        for opened, traceparent in waiting:
+            await self._train_all(opened, traceparent)
+
+    async def _protected(self, weights) -> tuple[bytes, str]:  # noqa: ANN001 - model weights
+        """The update's bytes as published: safetensors, or (crypto: he) ciphertexts of it — after DP-SGD
+        noise when DP is on, so the two compose."""
+        if self._he is None:
+            return tensors.to_bytes(weights), SAFETENSORS
+        from fedstream.crypto import he
+        from fedstream.crypto.he_packing import flatten
+
+        spec = self.progress.spec.he
+        flat = flatten(weights, self.progress.params)
+        values = he.quantise(flat, spec.quantisation_bits) if spec.scheme.value == "bfv" else flat
+        return await asyncio.get_running_loop().run_in_executor(self.executor, he.encrypt, self._he, values), he.MEDIA_TYPE
 
     def _dp_config(self, p: LocalParticipant, opened: ev.RoundOpened):  # noqa: ANN202 - a DpSgdConfig
         """DP-SGD settings for this site: σ fixed by the spec, or planned so that every planned round
@@ -236,3 +273,7 @@ class ParticipantRuntime:
             except Exception as exc:  # liveness is best effort; training must not stop for it
                 log.warning("heartbeat failed: %s", exc)
             await asyncio.sleep(self.heartbeat_s)
+
+
+def _protection(dp: bool, encrypted: bool) -> str:
+    return {(False, False): "plaintext", (True, False): "dp", (False, True): "he", (True, True): "dp_he"}[(dp, encrypted)]

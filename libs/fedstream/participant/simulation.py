@@ -10,9 +10,10 @@ from uuid import uuid4
 
 from fedstream.messaging.codec import encode
 from fedstream.messaging.kafka import ensure_topics, make_consumer, make_producer, send_records
+from fedstream.participant.identity import ParticipantKeys, default_keys, enrol
 from fedstream.participant.runtime import FederationProgress, LocalParticipant, ParticipantRuntime
 from fedstream.settings import Endpoints
-from fedstream.storage.blobs import open_blob_store
+from fedstream.storage.envelope import blob_store_for
 from schemas.base import Event
 from schemas.events import CreateFederation
 from schemas.federation import FederationSpec
@@ -56,12 +57,17 @@ async def simulate(
     create: bool = True,
     on_event: Callable[[Event], None] = lambda e: None,
     timeout_s: float | None = None,
+    keys: ParticipantKeys | None = None,
 ) -> SimulationResult:
     from fedstream.ml.training import limit_torch_threads
 
     limit_torch_threads(1)  # fifteen participants share two cores: one thread each, two at a time
-    await ensure_topics(endpoints.kafka_bootstrap_servers)
+    await ensure_topics(endpoints)
     participants = local_participants(spec)
+    # zero trust: each simulated hospital has its own key (kept under the state dir) and is enrolled,
+    # with consent and a BAA, the way an operator would do it, before it can submit anything
+    keys = keys or default_keys()
+    await enrol(endpoints, [(p.participant_id, p.organisation) for p in spec.participants], keys)
     consumer = make_consumer(
         endpoints, f"fedstream-simulation-{spec.federation_id}-{uuid4().hex[:8]}", topics_consumed_by(PARTICIPANT),
         "fedstream-simulation",
@@ -70,7 +76,8 @@ async def simulate(
     await consumer.start()
     await producer.start()
     runtime = ParticipantRuntime(
-        spec.federation_id, participants, consumer, producer, open_blob_store(endpoints.blob_store_url), on_event=on_event
+        spec.federation_id, participants, consumer, producer, blob_store_for(endpoints), on_event=on_event,
+        keys=keys,
     )
     started = time.perf_counter()
     try:

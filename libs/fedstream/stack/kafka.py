@@ -4,6 +4,10 @@ Layout: jars in ``~/.cache/fedstream/kafka-jars/<kafka.version>/`` (shared by ev
 once by ``mvn dependency:copy-dependencies`` on ``infra/kafka/pom.xml``); per state dir
 ``kafka/server.properties`` (rendered from ``infra/kafka/server.properties``), ``kafka/data`` (the
 log dir) and ``kafka/logs/server.log`` (log4j2, configured by ``infra/kafka/log4j2.properties``).
+
+``security="sasl_ssl"`` appends ``infra/kafka/sasl_ssl.properties`` (TLS, SCRAM, ACLs; see
+``fedstream.stack.kafka_security``); such a log dir is formatted with its own logins and never mixed
+with a plaintext one.
 """
 
 from __future__ import annotations
@@ -17,8 +21,19 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from string import Template
 
+from fedstream.messaging.acls import apply_acls, participant_bindings, participant_user
+from fedstream.messaging.logins import KafkaLogin, new_login, read_logins, write_logins
 from fedstream.stack.component import Component, log
 from fedstream.stack.errors import StackError
+from fedstream.stack.kafka_security import (
+    MECHANISM,
+    OVERLAY_TEMPLATE,
+    SecuredKafkaFiles,
+    install_platform_acls,
+    render_overlay,
+    scram_format_args,
+    with_admin,
+)
 from fedstream.stack.process import (
     LOOPBACK,
     ProcessRecord,
@@ -96,12 +111,14 @@ def find_java() -> str | None:
     return shutil.which("java")
 
 
-def cds_archive_path(jars: Path, java: str) -> Path:
-    """Where the class-data-sharing archive for this Java lives (an archive only fits the JVM that made it)."""
+def cds_archive_path(jars: Path, java: str, variant: str = "") -> Path:
+    """Where the class-data-sharing archive for this Java lives (an archive only fits the JVM that made it).
+
+    ``variant``: "sasl_ssl" for the secured broker, which loads TLS and SCRAM classes the plaintext one never does."""
     real = Path(java).resolve()
     stat = real.stat()
     key = hashlib.sha1(f"{real}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    return jars / f"kafka-cds-{key}.jsa"
+    return jars / f"kafka-cds-{key}{'-' + variant if variant else ''}.jsa"
 
 
 def java_command(
@@ -166,14 +183,16 @@ async def ensure_jars(version: str) -> Path:
 # --- the component -----------------------------------------------------------------------------
 
 
-async def wait_for_broker(bootstrap: str, port: int, *, name: str, record: ProcessRecord) -> None:
+async def wait_for_broker(
+    bootstrap: str, port: int, *, name: str, record: ProcessRecord, security: dict | None = None
+) -> None:
     """Ready = the listener is open (cheap, quiet) and then a metadata request lists a broker."""
     await wait_for_port(port, name=name, record=record, timeout_s=READY_TIMEOUT_S)
 
     async def metadata_lists_a_broker() -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **(security or {}))
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
@@ -190,10 +209,11 @@ class ApacheKafka(Component):
     # A clean KRaft shutdown (and, the first time, writing the class-data archive) takes a few seconds.
     stop_timeout_s = 60.0
 
-    def __init__(self, state_dir: Path, java: str | None) -> None:
+    def __init__(self, state_dir: Path, java: str | None, security: str = "plaintext") -> None:
         # java=None still lets `status` and `down` handle a broker recorded earlier.
         super().__init__(state_dir)
         self.java = java
+        self.security = security
         self.version = kafka_version()
         self.jars = jar_cache_dir(self.version)
 
@@ -205,27 +225,42 @@ class ApacheKafka(Component):
     def config_path(self) -> Path:
         return self.home / "server.properties"
 
+    @property
+    def secured(self) -> SecuredKafkaFiles | None:
+        return SecuredKafkaFiles(self.home) if self.security == "sasl_ssl" else None
+
+    @property
+    def security_marker(self) -> Path:
+        """Which mode the log dir was formatted for: its SCRAM credentials exist only in sasl_ssl."""
+        return self.home / "security-mode"
+
     def kind(self) -> str:
-        return f"apache-kafka {self.version} (KRaft)"
+        secured = ", SASL_SSL" if self.security == "sasl_ssl" else ""
+        return f"apache-kafka {self.version} (KRaft{secured})"
 
     async def prepare(self) -> None:
         if self.java is None:
             raise StackError("Apache Kafka needs Java 17+: no `java` on PATH or in JAVA_HOME")
         await ensure_jars(self.version)
         self.home.mkdir(parents=True, exist_ok=True)
+        formatted_for = self.security_marker.read_text().strip() if self.security_marker.is_file() else "plaintext"
+        if (self.data_dir / "meta.properties").exists() and formatted_for != self.security:
+            raise StackError(
+                f"{self.data_dir} holds a {formatted_for} broker, but FEDSTREAM_KAFKA_SECURITY={self.security}: "
+                "run `fedstream stack down --purge` first (or use another state dir)"
+            )
+        if self.secured:
+            self.secured.prepare()
 
     async def start(self, previous: ProcessRecord | None) -> ProcessRecord:
         broker_port, controller_port = self._ports(previous)
-        self.config_path.write_text(
-            render_server_properties(
-                SERVER_TEMPLATE.read_text(),
-                broker_port=broker_port,
-                controller_port=controller_port,
-                data_dir=self.data_dir,
-            )
-        )
+        internal_port = self._internal_port(previous, broker_port, controller_port)
+        self.config_path.write_text(self._server_properties(broker_port, controller_port, internal_port))
         cds, pending_archive = self._cds_flags()
-        await self._format_if_new(cds)
+        if self.secured:
+            await self._format_secured_if_new()
+        else:
+            await self._format_if_new(cds)
         argv = java_command(
             self.java, jars=self.jars, main="kafka.Kafka", args=[str(self.config_path)],
             logs_dir=self.home / "logs", cds=cds,
@@ -244,17 +279,68 @@ class ApacheKafka(Component):
                 "controller_port": controller_port,
                 "pending_cds_archive": pending_archive,
                 "console_log": str(console_log),
+                "security": self.security,
+                "internal_port": internal_port,
             },
         )
 
     async def wait_ready(self, record: ProcessRecord) -> None:
-        await wait_for_broker(record.address, record.extra["broker_port"], name="Apache Kafka", record=record)
+        recorded_mode = record.extra.get("security", "plaintext")
+        if recorded_mode != self.security:
+            raise StackError(
+                f"the running broker (pid {record.pid}) is {recorded_mode}, but FEDSTREAM_KAFKA_SECURITY={self.security}: "
+                "run `fedstream stack down --purge` first"
+            )
+        security = self.secured.client_options(self.secured.admin_login()) if self.secured else None
+        await wait_for_broker(
+            record.address, record.extra["broker_port"], name="Apache Kafka", record=record, security=security
+        )
+
+    async def after_ready(self, record: ProcessRecord) -> None:
+        if self.secured:
+            _, added = self.secured.add_missing_platform_logins()
+            for login in added:  # roles new since the format: their credentials go in now
+                await self._set_scram_credential(record, login)
+            await install_platform_acls(record.address, self.secured)
+
+    async def add_participant(self, record: ProcessRecord, participant_id: str) -> KafkaLogin:
+        """Give one participant its own SCRAM login and ACLs on the running secured broker.
+
+        Idempotent: a participant that has a login keeps it (its password is set again, which is
+        harmless). The credential goes in with Kafka's ConfigCommand (a JVM start, ~1.5 s), the ACLs
+        with the admin client."""
+        if not self.secured:
+            raise StackError("participant logins exist only on a FEDSTREAM_KAFKA_SECURITY=sasl_ssl stack")
+        files = self.secured
+        username = participant_user(participant_id)
+        login = read_logins(files.logins_path).get(username) or new_login(username)
+        await self._set_scram_credential(record, login)
+        write_logins(files.logins_path, {**read_logins(files.logins_path), username: login})
+        await with_admin(record.address, files, lambda admin: apply_acls(admin, participant_bindings(participant_id)))
+        return login
+
+    async def _set_scram_credential(self, record: ProcessRecord, login: KafkaLogin) -> None:
+        # The password goes in a private file, not on the command line, which every local user can read.
+        with self.secured.private_file(f"{MECHANISM}=password={login.password}\n") as config_file:
+            argv = java_command(
+                self.java, jars=self.jars, main="kafka.admin.ConfigCommand",
+                args=["--bootstrap-server", record.address, "--command-config", str(self.secured.admin_config),
+                      "--alter", "--entity-type", "users", "--entity-name", login.username,
+                      "--add-config-file", str(config_file)],
+                logs_dir=self.home / "logs", cds=self._tool_cds(),
+            )
+            await run_tool(argv, what=f"kafka ConfigCommand (SCRAM login for {login.username})", cwd=self.home, timeout_s=120)
+
+    def endpoint_fields(self) -> dict[str, str]:
+        """Security fields for the endpoints file (none for plaintext)."""
+        return self.secured.endpoint_fields() if self.secured else {}
 
     def after_stop(self, record: ProcessRecord) -> None:
         # The JVM wrote the class-data archive while exiting cleanly; publish it for the next start.
         pending = record.extra.get("pending_cds_archive")
         if self.java and pending and Path(pending).is_file() and Path(pending).stat().st_size > 0:
-            Path(pending).replace(cds_archive_path(self.jars, self.java))
+            variant = "" if record.extra.get("security", "plaintext") == "plaintext" else record.extra["security"]
+            Path(pending).replace(cds_archive_path(self.jars, self.java, variant))
 
     # --- helpers ---
 
@@ -268,6 +354,40 @@ class ApacheKafka(Component):
             controller_port = free_port()
         return broker_port, controller_port
 
+    def _internal_port(self, previous: ProcessRecord | None, *taken: int) -> int | None:
+        """The broker-to-broker (mutual TLS) listener's port; plaintext mode has none."""
+        if not self.secured:
+            return None
+        port = reuse_or_allocate((previous.extra if previous else {}).get("internal_port"))
+        while port in taken:
+            port = free_port()
+        return port
+
+    def _server_properties(self, broker_port: int, controller_port: int, internal_port: int | None) -> str:
+        text = render_server_properties(
+            SERVER_TEMPLATE.read_text(), broker_port=broker_port, controller_port=controller_port, data_dir=self.data_dir
+        )
+        if self.secured and internal_port is not None:
+            text += "\n" + render_overlay(
+                OVERLAY_TEMPLATE.read_text(), broker_port=broker_port, internal_port=internal_port,
+                controller_port=controller_port, tls=self.secured.tls,
+            )
+        return text
+
+    async def _format_secured_if_new(self) -> None:
+        """Format this log dir itself, not from the shared template: the bootstrap metadata carries the
+        state dir's own SCRAM credentials (one JVM start, only in sasl_ssl mode)."""
+        if (self.data_dir / "meta.properties").exists():
+            return
+        logins = self.secured.prepare()
+        argv = java_command(
+            self.java, jars=self.jars, main="kafka.tools.StorageTool",
+            args=["format", "-t", new_cluster_id(), "-c", str(self.config_path), *scram_format_args(list(logins.values()))],
+            logs_dir=self.home / "logs", cds=self._tool_cds(),
+        )
+        await run_tool(argv, what="kafka StorageTool format (sasl_ssl)", cwd=self.home, timeout_s=120)
+        self.security_marker.write_text(f"{self.security}\n")
+
     def _cds_flags(self) -> tuple[list[str], str | None]:
         """Class-data sharing: a JVM start ~40% faster from an archive of Kafka's loaded classes.
 
@@ -275,11 +395,24 @@ class ApacheKafka(Component):
         The archive is written under a private name and published in `after_stop`, so a concurrent
         stack never maps a half-written file.
         """
-        archive = cds_archive_path(self.jars, self.java)
+        archive = cds_archive_path(self.jars, self.java, self._cds_variant)
         if archive.is_file():
             return [f"-XX:SharedArchiveFile={archive}"], None
         pending = archive.with_name(f".{archive.name}.{uuid.uuid4().hex[:8]}.tmp")
         return [f"-XX:ArchiveClassesAtExit={pending}"], str(pending)
+
+    @property
+    def _cds_variant(self) -> str:
+        return self.security if self.secured else ""
+
+    def _tool_cds(self) -> list[str]:
+        """A tool (StorageTool, ConfigCommand) maps an existing archive of either mode, never dumps one:
+        an archive dumped at a tool's exit would hold the tool's classes only."""
+        for variant in (self._cds_variant, ""):
+            archive = cds_archive_path(self.jars, self.java, variant)
+            if archive.is_file():
+                return [f"-XX:SharedArchiveFile={archive}"]
+        return []
 
     async def _format_if_new(self, cds: list[str]) -> None:
         """A KRaft log dir must be formatted once, with a cluster id, before the broker's first start.

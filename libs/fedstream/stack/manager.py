@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from fedstream.messaging.logins import KafkaLogin
 from fedstream.settings import StackSettings, write_endpoints
 from fedstream.stack.component import Component, ComponentStatus
 from fedstream.stack.errors import StackError
 from fedstream.stack.kafka import ApacheKafka, find_java
+from fedstream.stack.kafka_security import choose_security
 from fedstream.stack.postgres import PostgreSQL
 from fedstream.stack.process import tcp_reachable
 from fedstream.stack.redis import Redis
@@ -145,9 +147,20 @@ class LocalStack:
             if self.settings.blob_store_url is None:
                 (self.state_dir / "blobs").mkdir(exist_ok=True)
             endpoints = local_endpoints(self.settings, self.state_dir, {**externals, **addresses}, flavour)
+            for component in wanted:  # how to connect securely, where the stack is secured
+                if isinstance(component, ApacheKafka | Redis):
+                    endpoints.update(component.endpoint_fields())
             write_endpoints(self.settings.endpoints_path(), endpoints)
         log.info("stack up in %.1f s (%s)", time.monotonic() - started_at, self.state_dir)
         return endpoints
+
+    def add_kafka_participant(self, participant_id: str) -> KafkaLogin:
+        """A participant's own SCRAM login and ACLs on this state dir's secured broker (sasl_ssl mode)."""
+        broker = self._broker("kafka")
+        record = broker.recorded()
+        if record is None or not record.is_alive():
+            raise StackError("the local Apache Kafka is not running: `fedstream stack up` first")
+        return run_sync(broker.add_participant(record, participant_id))
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -161,7 +174,8 @@ class LocalStack:
 
     def _local_components(self, broker: str | None) -> list[Component]:
         """broker=None: whichever flavour the state dir records (for status and down)."""
-        return [self._broker(broker), PostgreSQL(self.state_dir), Redis(self.state_dir)]
+        secured = choose_security(self.settings.kafka_security) == "sasl_ssl"
+        return [self._broker(broker), PostgreSQL(self.state_dir), Redis(self.state_dir, secured=secured)]
 
     def _stop_other_broker(self, wanted: str) -> None:
         """Kafka and Tansu share the broker's record and port: switching flavour stops the other first."""
@@ -170,13 +184,17 @@ class LocalStack:
             log.info("kafka: stopped %s to start %s instead", current.kind(), wanted)
 
     def _broker(self, flavour: str | None) -> ApacheKafka | Tansu:
+        starting = flavour is not None  # None: status/down of whatever runs, whatever the settings say now
         if flavour is None:
             record = Tansu(self.state_dir).recorded()
             recorded_flavour = record.extra.get("flavour") if record else None
             flavour = recorded_flavour or self._wanted_broker(warn=False)
+        security = choose_security(self.settings.kafka_security)
         if flavour == "tansu":
+            if starting and security != "plaintext":
+                raise StackError("FEDSTREAM_KAFKA_SECURITY=sasl_ssl needs Apache Kafka (Tansu has no SASL/ACLs): install Java 17+")
             return Tansu(self.state_dir)
-        return ApacheKafka(self.state_dir, find_java())
+        return ApacheKafka(self.state_dir, find_java(), security=security)
 
     def _wanted_broker(self, *, warn: bool) -> str:
         java = find_java()

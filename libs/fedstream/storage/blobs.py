@@ -33,7 +33,9 @@ class BlobIntegrityError(BlobError):
 
 
 class BlobStore(Protocol):
-    async def put(self, data: bytes, media_type: str = SAFETENSORS) -> BlobRef: ...
+    async def put(self, data: bytes, media_type: str = SAFETENSORS, owner: str | None = None) -> BlobRef:
+        """Store ``data``; ``owner`` (a participant) asks for encryption under the owner's key, which only an
+        ``EnvelopeBlobStore`` (fedstream.storage.envelope) provides: the plain stores here ignore it."""
 
     async def get(self, ref: BlobRef) -> bytes: ...
 
@@ -56,7 +58,7 @@ class InMemoryBlobStore:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
 
-    async def put(self, data: bytes, media_type: str = SAFETENSORS) -> BlobRef:
+    async def put(self, data: bytes, media_type: str = SAFETENSORS, owner: str | None = None) -> BlobRef:
         digest = sha256_hex(data)
         self.blobs[digest] = bytes(data)
         return BlobRef(uri=f"memory://{digest}", sha256=digest, size=len(data), media_type=media_type)
@@ -77,7 +79,7 @@ class FileBlobStore:
     def _path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest
 
-    async def put(self, data: bytes, media_type: str = SAFETENSORS) -> BlobRef:
+    async def put(self, data: bytes, media_type: str = SAFETENSORS, owner: str | None = None) -> BlobRef:
         digest = sha256_hex(data)
         path = self._path(digest)
         if not path.exists():
@@ -108,7 +110,7 @@ class FsspecBlobStore:
     def _key(self, digest: str) -> str:
         return f"{self.prefix.rstrip('/')}/{digest[:2]}/{digest}"
 
-    async def put(self, data: bytes, media_type: str = SAFETENSORS) -> BlobRef:
+    async def put(self, data: bytes, media_type: str = SAFETENSORS, owner: str | None = None) -> BlobRef:
         digest = sha256_hex(data)
         await asyncio.to_thread(self.fs.pipe_file, self._key(digest), data)
         return BlobRef(uri=f"{self.url}/{digest[:2]}/{digest}", sha256=digest, size=len(data), media_type=media_type)

@@ -1,0 +1,1 @@
+"""Cryptography for protected updates (homomorphic encryption: ``fedstream.crypto.he``)."""

@@ -1,0 +1,88 @@
+"""Zero-trust admission rules as pure functions: who signed, with which key, when, and with what
+permission (consent, business-associate agreement). The stateful parts (nonces, rate buckets) are in
+``services.ingestion.gate``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fedstream.security import signing
+from fedstream.security.rate_limit import BucketPolicy
+from services.ingestion.domain import Rejection
+from schemas.events import RejectionReason, UpdateSubmitted
+from schemas.identity import ANY_FEDERATION, TRAINING_PURPOSE
+from schemas.topics import PARTICIPANT, SUBMISSIONS
+
+R = RejectionReason
+
+
+@dataclass(frozen=True)
+class KeyView:
+    key_id: str
+    participant_id: str
+    organisation: str
+    public_key: str
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    participant_id: str
+    purpose: str
+    scope: str
+    expires_at: datetime
+    granted: bool
+
+
+@dataclass(frozen=True)
+class BaaView:
+    organisation: str
+    expires_at: datetime
+    active: bool
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    # Accepted clock skew either way between a participant's signing time and ours; also how long a
+    # nonce must be remembered (anything older is refused as stale).
+    freshness_s: float = 300.0
+    bucket: BucketPolicy = BucketPolicy()
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.freshness_s)
+
+
+def check_signer(submission: UpdateSubmitted, key: KeyView | None, now: datetime, policy: IdentityPolicy) -> Rejection | None:
+    """Is this submission signed, by an enrolled and unrevoked key of the participant it claims to be,
+    recently enough? Nothing about the claimed participant is trusted before this passes."""
+    sig = submission.signature
+    claimed = submission.participant_id
+    if sig is None:
+        return Rejection(R.UNSIGNED, "the submission carries no signature")
+    if key is None:
+        return Rejection(R.UNKNOWN_KEY, f"key {sig.key_id} is not enrolled")
+    if key.revoked:
+        return Rejection(R.KEY_REVOKED, f"key {sig.key_id} of {key.participant_id!r} was revoked")
+    if key.participant_id != claimed or submission.source != f"{PARTICIPANT}/{claimed}":
+        return Rejection(R.SOURCE_MISMATCH, f"key {sig.key_id} belongs to {key.participant_id!r}, not to {claimed!r}")
+    if not signing.verify(submission, SUBMISSIONS.name, key.public_key):
+        return Rejection(R.SIGNATURE_INVALID, "the signature does not match the submission")
+    if abs(now - sig.signed_at) > policy.window:
+        return Rejection(R.STALE, f"signed at {sig.signed_at.isoformat()}, outside the ±{policy.freshness_s:g}s window")
+    return None
+
+
+def check_permission(
+    submission: UpdateSubmitted, key: KeyView, consents: list[ConsentView], baa: BaaView | None, now: datetime
+) -> Rejection | None:
+    """Consent for training in this federation, and an active BAA of the participant's organisation."""
+    relevant = [c for c in consents if c.purpose == TRAINING_PURPOSE and c.scope in (submission.federation_id, ANY_FEDERATION)]
+    # a withdrawal wins over any grant it overlaps: withdrawing consent must not need every scope undone
+    if any(not c.granted for c in relevant) or not any(c.expires_at > now for c in relevant):
+        return Rejection(R.NO_CONSENT, f"{submission.participant_id!r} has no valid consent for {TRAINING_PURPOSE} here")
+    if baa is None or not baa.active or baa.expires_at <= now:
+        return Rejection(R.NO_BAA, f"organisation {key.organisation!r} has no active business-associate agreement")
+    return None
+

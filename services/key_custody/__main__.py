@@ -1,0 +1,3 @@
+from services.key_custody.bootstrap import main
+
+main()
