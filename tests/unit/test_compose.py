@@ -19,13 +19,15 @@ from fedstream.cli.main import app
 from fedstream.observability.settings import ObservabilitySettings
 from fedstream.settings import ServiceSettings, StackSettings
 from fedstream.supervisor import module_of
-from schemas.topics import SERVICES
+from schemas.topics import KEY_CUSTODY, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICE_DEFS: dict[str, dict[str, Any]] = COMPOSE["services"]
 INFRA = ("kafka", "postgres", "redis")  # what the services need to run at all
 OBSERVABILITY = ("otel-collector", "jaeger", "prometheus", "grafana")  # what operators watch them with
+RUNTIME = (*SERVICES, KEY_CUSTODY)  # every process `fedstream service <name>` runs
+FRONT_DOORS = ("admin-api",)  # operator-facing, not a stream service
 METRICS_PORT = "9464"
 
 
@@ -53,12 +55,17 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 # --- the six services ------------------------------------------------------------------------------
 
 
-def test_the_six_services_and_only_infrastructure_besides() -> None:
-    assert set(SERVICES) <= set(SERVICE_DEFS)
-    assert set(SERVICE_DEFS) - set(SERVICES) == set(INFRA) | set(OBSERVABILITY)
+def test_the_services_and_only_infrastructure_besides() -> None:
+    assert set(RUNTIME) <= set(SERVICE_DEFS)
+    assert set(SERVICE_DEFS) - set(RUNTIME) == set(INFRA) | set(OBSERVABILITY) | set(FRONT_DOORS)
 
 
-@pytest.mark.parametrize("name", SERVICES)
+def test_the_admin_api_serves_through_the_cli() -> None:
+    assert SERVICE_DEFS["admin-api"]["command"][:2] == ["api", "serve"]
+    assert "api" in typer.main.get_command(app).commands  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", RUNTIME)
 def test_each_service_runs_itself_through_the_cli(name: str) -> None:
     service = SERVICE_DEFS[name]
     assert service["command"] == ["service", name]
@@ -67,7 +74,7 @@ def test_each_service_runs_itself_through_the_cli(name: str) -> None:
     assert callable(_bootstrap(name).main)
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", RUNTIME)
 def test_service_env_vars_are_settings_fields(name: str) -> None:
     settings_class = _settings_class(name)
     own_prefix = settings_class.model_config["env_prefix"]
@@ -79,7 +86,7 @@ def test_service_env_vars_are_settings_fields(name: str) -> None:
     assert not unknown, f"{name} sets {sorted(unknown)}, which no settings field reads (typo?)"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", RUNTIME)
 def test_service_settings_resolve_from_the_compose_env(
     name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -96,7 +103,7 @@ def test_service_settings_resolve_from_the_compose_env(
     assert endpoints.blob_store_url == env["FEDSTREAM_BLOB_STORE_URL"]
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", RUNTIME)
 def test_env_urls_point_at_compose_services(name: str) -> None:
     env = _env(SERVICE_DEFS[name])
     kafka_hosts = [server.rsplit(":", 1)[0] for server in env["FEDSTREAM_KAFKA_BOOTSTRAP_SERVERS"].split(",")]
@@ -119,7 +126,7 @@ def test_database_url_matches_the_postgres_container() -> None:
     )
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", RUNTIME)
 def test_blob_store_is_the_shared_volume(name: str) -> None:
     service = SERVICE_DEFS[name]
     blob_path = urlparse(_env(service)["FEDSTREAM_BLOB_STORE_URL"]).path
@@ -127,7 +134,7 @@ def test_blob_store_is_the_shared_volume(name: str) -> None:
     assert mounts.get(blob_path) == "blobs", f"{name} must mount the shared 'blobs' volume at {blob_path}"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", RUNTIME)
 def test_services_wait_for_healthy_infrastructure_and_restart(name: str) -> None:
     service = SERVICE_DEFS[name]
     assert service["restart"] == "unless-stopped"
@@ -213,7 +220,7 @@ def test_observability_services_run_pinned_images(name: str) -> None:
     assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image version ({image})"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", RUNTIME)
 def test_services_export_traces_to_the_collector_and_serve_metrics_to_prometheus(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,7 +250,7 @@ def test_prometheus_scrapes_every_service_and_loads_the_mounted_rules() -> None:
     config_source = mounts["/etc/prometheus/prometheus.yml"]  # the image's default --config.file
     config = yaml.safe_load((ROOT / config_source).read_text())
     targets = {t for job in config["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
-    assert {f"{name}:{METRICS_PORT}" for name in SERVICES} <= targets
+    assert {f"{name}:{METRICS_PORT}" for name in RUNTIME} <= targets
     for job in config["scrape_configs"]:  # every target is a compose service (or Prometheus itself)
         for target in (t for group in job["static_configs"] for t in group["targets"]):
             assert target.split(":")[0] in set(SERVICE_DEFS) | {"localhost"}, target
