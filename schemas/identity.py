@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, StringConstraints
 
 from schemas.base import Event, Frozen, Identifier
 

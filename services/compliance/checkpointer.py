@@ -9,18 +9,15 @@ as ``AuditCheckpointSigned`` — in one transaction, through the outbox.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding, NoEncryption, PrivateFormat, load_pem_private_key,
-)
 
 from fedstream.messaging.transaction import Transaction
-from services.compliance.checkpoints import Checkpoint, key_id_of, make_checkpoint, public_key_of, to_event
+from fedstream.security.keyfiles import KeyFileError, load_or_create
+from services.compliance.checkpoints import Checkpoint, key_id_of, make_checkpoint, public_key_text, to_event
 from services.compliance.domain import AuditRow, GENESIS, row_hash
 from services.compliance.merkle import leaf_hash, prefix_roots
 from services.compliance.ports import AuditRepository
@@ -35,8 +32,8 @@ class AuditChainBroken(RuntimeError):
     """Rows read from the trail do not chain onto the rows read before: nothing is signed."""
 
 
-class SigningKeyError(ValueError):
-    """The checkpoint key file is not an Ed25519 private key, or others can read it."""
+# The checkpoint key file is not an Ed25519 private key, or others can read it.
+SigningKeyError = KeyFileError
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -45,22 +42,9 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     A small local stand-in for a key-management port: pointing this at a KMS/HSM changes nothing else.
     Creation is O_EXCL, so two instances starting together end up sharing one key.
     """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()  # the operating system's CSPRNG
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return load_signing_key(path)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-        log.info("created the audit checkpoint key %s (key id %s)", path, key_id_of(public_key_of(key)))
-        return key
-    if path.stat().st_mode & 0o077:
-        raise SigningKeyError(f"{path} is readable by others; chmod 600 it")
-    key = load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{path} is not an Ed25519 private key")
+    key, created = load_or_create(path)
+    if created:
+        log.info("created the audit checkpoint key %s (key id %s)", path, key_id_of(public_key_text(key)))
     return key
 
 

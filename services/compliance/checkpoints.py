@@ -10,8 +10,7 @@ outsider can check from the published ``AuditCheckpointSigned`` events alone.
 
 from __future__ import annotations
 
-import base64
-import hashlib
+from fedstream.security.signing import b64url, key_id_of, public_key_text, unb64url
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,6 @@ from uuid import UUID
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from services.compliance.merkle import consistency_proof, leaf_hash, prefix_roots, verify_consistency
 from schemas.base import derived_id
@@ -50,23 +48,6 @@ class CheckpointProblem:
 # --- keys and signatures ---------------------------------------------------------------------
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def public_key_of(key: Ed25519PrivateKey) -> str:
-    return _b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-
-
-def key_id_of(public_key: str) -> str:
-    """The fingerprint an auditor pins: the first 16 bytes of sha256 over the raw public key, hex."""
-    return hashlib.sha256(_unb64(public_key)).hexdigest()[:32]
-
-
 def timestamp(moment: datetime) -> str:
     """One exact string per instant (UTC, microseconds), however the datetime was written."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
@@ -82,8 +63,8 @@ def signed_body(tree_size: int, root_hash: str, signed_at: datetime) -> bytes:
 
 def signature_valid(cp: Checkpoint) -> bool:
     try:
-        key = Ed25519PublicKey.from_public_bytes(_unb64(cp.public_key))
-        key.verify(_unb64(cp.signature), signed_body(cp.tree_size, cp.root_hash, cp.signed_at))
+        key = Ed25519PublicKey.from_public_bytes(unb64url(cp.public_key))
+        key.verify(unb64url(cp.signature), signed_body(cp.tree_size, cp.root_hash, cp.signed_at))
     except (InvalidSignature, ValueError):
         return False
     return key_id_of(cp.public_key) == cp.key_id
@@ -97,10 +78,10 @@ def make_checkpoint(
 ) -> Checkpoint:
     """Sign the tree head over ``leaves[:tree_size]`` (leaf hashes), proving it extends ``previous_size``."""
     root_hash = prefix_roots(leaves, [tree_size])[tree_size].hex()
-    public_key = public_key_of(key)
+    public_key = public_key_text(key)
     return Checkpoint(
         tree_size=tree_size, root_hash=root_hash, signed_at=signed_at, key_id=key_id_of(public_key),
-        public_key=public_key, signature=_b64(key.sign(signed_body(tree_size, root_hash, signed_at))),
+        public_key=public_key, signature=b64url(key.sign(signed_body(tree_size, root_hash, signed_at))),
         previous_size=previous_size,
         consistency_proof=tuple(p.hex() for p in consistency_proof(leaves, previous_size, tree_size)),
         event_id=derived_id("audit-checkpoint", tree_size),

@@ -25,7 +25,7 @@ from fedstream.messaging.transaction import PostgresTransactions
 from fedstream.storage.postgres import MIGRATIONS_DIR, apply_migrations, create_pool
 from services.compliance.adapters import PostgresAuditRepository, read_checkpoints
 from services.compliance.checkpointer import Checkpointer
-from services.compliance.checkpoints import from_event, key_id_of, public_key_of
+from services.compliance.checkpoints import from_event, key_id_of, public_key_text
 from services.compliance.domain import AuditEntry, chain, row_hash
 from schemas.compliance import AuditCheckpointSigned
 from schemas.topics import AUDIT
@@ -60,7 +60,7 @@ async def trail(infra, tmp_path, monkeypatch):
     key = Ed25519PrivateKey.generate()
     try:
         await _fill_and_checkpoint(url, key)
-        yield url, key_id_of(public_key_of(key))
+        yield url, key_id_of(public_key_text(key))
     finally:
         await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
         await admin.close()

@@ -44,7 +44,10 @@ he: {{scheme: ckks, local_dp: {str(local_dp).lower()}}}
 
 @pytest.mark.parametrize("local_dp", [False, True], ids=["he", "dp+he"])
 async def test_an_encrypted_federation_releases_the_plaintext_fedavg_of_its_updates(stack, local_dp):
-    spec = he_spec(f"he-{uuid4().hex[:8]}", local_dp)
+    # Fresh participant ids: ε composes per participant × dataset across federations, and other suites
+    # spend the same dataset's budget under their own ids.
+    run = uuid4().hex[:8]
+    spec = he_spec(f"he-{run}", local_dp, sites=tuple(f"{site}-{run}" for site in "abc"))
     async with TopicLog(stack.endpoints, spec.federation_id) as log:
         result = await simulate(stack.endpoints, spec, timeout_s=300)
         await log.read_to_end()

@@ -14,7 +14,7 @@ from services.compliance.checkpointer import (
     AuditChainBroken, Checkpointer, SigningKeyError, load_signing_key,
 )
 from services.compliance.checkpoints import (
-    check_checkpoints, from_event, key_id_of, leaves_of, make_checkpoint, public_key_of, signature_valid, signed_body,
+    check_checkpoints, from_event, key_id_of, leaves_of, make_checkpoint, public_key_text, signature_valid, signed_body,
 )
 from services.compliance.domain import AuditEntry, chain
 from services.compliance.fakes import InMemoryAuditRepository
@@ -65,7 +65,7 @@ def test_a_checkpoint_signs_the_tree_head_and_proves_it_extends_the_previous_one
     rows = extend([], 13)
     old, new = series(key, rows, [5, 13])
     assert new.root_hash == root(leaves_of([r.row_hash for r in rows])).hex()
-    assert signature_valid(new) and new.key_id == key_id_of(public_key_of(key))
+    assert signature_valid(new) and new.key_id == key_id_of(public_key_text(key))
     proof = [bytes.fromhex(p) for p in new.consistency_proof]
     assert verify_consistency(5, 13, bytes.fromhex(old.root_hash), bytes.fromhex(new.root_hash), proof)
     assert not signature_valid(replace(new, root_hash="0" * 64))
@@ -101,7 +101,7 @@ async def test_the_timer_signs_new_rows_once_and_not_its_own_checkpoint_events(k
     repo.rows = extend(repo.rows, 3)
     await checkpointer.tick(transactions)
     assert [(c.tree_size, c.previous_size) for c in repo.checkpoints] == [(4, 0), (8, 4)]
-    assert check_checkpoints(repo.checkpoints, {key_id_of(public_key_of(key))}, [r.row_hash for r in repo.rows]) == []
+    assert check_checkpoints(repo.checkpoints, {key_id_of(public_key_text(key))}, [r.row_hash for r in repo.rows]) == []
 
 
 async def test_a_second_instance_continues_the_series_of_the_first(key):
@@ -144,7 +144,7 @@ def kinds(problems):
 def test_an_untouched_trail_and_its_checkpoints_verify(key):
     rows = extend([], 20)
     cps = series(key, rows, [1, 2, 8, 13, 20])
-    result = verify_trail(rows, cps, {key_id_of(public_key_of(key))}, published=cps)
+    result = verify_trail(rows, cps, {key_id_of(public_key_text(key))}, published=cps)
     assert result.intact and result.rows == 20 and result.checkpoints == 5
 
 
@@ -173,11 +173,11 @@ def test_forged_untrusted_missing_and_inconsistent_checkpoints_are_named(key):
     # b no longer extends a, nor c b
     assert kinds(check_checkpoints([a, replace(b, root_hash="1" * 64), c])) == ["forged", "inconsistent", "inconsistent"]
     other = Ed25519PrivateKey.generate()
-    assert kinds(check_checkpoints([a, b, c], {key_id_of(public_key_of(other))})) == ["untrusted"] * 3
+    assert kinds(check_checkpoints([a, b, c], {key_id_of(public_key_text(other))})) == ["untrusted"] * 3
     assert kinds(check_checkpoints([a, c])) == ["missing"]  # the middle one was deleted
     # an attacker re-signing a rewritten history with their own key is untrusted and breaks the series
     forged = series(other, rechain(rows, 0, entry(66)), [2, 5])[1]
-    assert kinds(check_checkpoints([a, forged, c], {key_id_of(public_key_of(key))})) == ["untrusted", "inconsistent", "inconsistent"]
+    assert kinds(check_checkpoints([a, forged, c], {key_id_of(public_key_text(key))})) == ["untrusted", "inconsistent", "inconsistent"]
 
 
 def test_an_outsider_verifies_the_published_events_alone(key):
@@ -185,7 +185,7 @@ def test_an_outsider_verifies_the_published_events_alone(key):
     events = [AuditCheckpointSigned.model_validate_json(
         AuditCheckpointSigned(**{**e.model_dump(), "event_id": uuid4()}).model_dump_json()
     ) for e in (_event(cp) for cp in series(key, rows, [4, 9]))]
-    trusted = {key_id_of(public_key_of(key))}
+    trusted = {key_id_of(public_key_text(key))}
     assert check_checkpoints([from_event(e) for e in events], trusted) == []
     tampered = events[1].model_copy(update={"root_hash": "2" * 64})
     assert kinds(check_checkpoints([from_event(events[0]), from_event(tampered)], trusted)) == ["forged", "inconsistent"]
@@ -213,7 +213,7 @@ def test_the_key_is_created_once_owner_only_and_reused(tmp_path):
     path = tmp_path / "keys" / "audit.pem"
     key = load_signing_key(path)
     assert path.stat().st_mode & 0o777 == 0o600
-    assert public_key_of(load_signing_key(path)) == public_key_of(key)
+    assert public_key_text(load_signing_key(path)) == public_key_text(key)
     os.chmod(path, 0o644)
     with pytest.raises(SigningKeyError, match="readable by others"):
         load_signing_key(path)

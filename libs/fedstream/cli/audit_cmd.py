@@ -81,13 +81,13 @@ def _local_key_ids() -> set[str]:
     """The key id of this machine's compliance checkpoint key, if there is one we may read."""
     from services.compliance.bootstrap import ComplianceSettings
     from services.compliance.checkpointer import SigningKeyError, load_signing_key
-    from services.compliance.checkpoints import key_id_of, public_key_of
+    from services.compliance.checkpoints import key_id_of, public_key_text
 
     path = ComplianceSettings.load().checkpoint_key_path()
     if not path.exists():
         return set()
     try:
-        return {key_id_of(public_key_of(load_signing_key(path)))}
+        return {key_id_of(public_key_text(load_signing_key(path)))}
     except (OSError, SigningKeyError):
         return set()
 

@@ -26,11 +26,11 @@ E = TypeVar("E", bound=Event)
 UNSIGNED_FIELDS = {"event_id", "signature"}
 
 
-def _b64(raw: bytes) -> str:
+def b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _unb64(text: str) -> bytes:
+def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -39,12 +39,12 @@ def generate_key() -> Ed25519PrivateKey:
 
 
 def public_key_text(key: Ed25519PrivateKey) -> str:
-    return _b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
 def key_id_of(public_key: str) -> str:
     """A key's fingerprint: the first 16 bytes of sha256 over its raw bytes."""
-    return hashlib.sha256(_unb64(public_key)).hexdigest()[:32]
+    return hashlib.sha256(unb64url(public_key)).hexdigest()[:32]
 
 
 def signed_form(event: Event, topic: str, key_id: str, nonce: str, signed_at: datetime) -> bytes:
@@ -62,7 +62,7 @@ def sign(event: E, topic: str, key: Ed25519PrivateKey, now: datetime) -> E:
     """The event with its ``signature`` set; a fresh random nonce every call."""
     key_id, nonce = key_id_of(public_key_text(key)), secrets.token_hex(16)
     raw = key.sign(signed_form(event, topic, key_id, nonce, now))
-    signature = Signature(key_id=key_id, nonce=nonce, signed_at=now, signature=_b64(raw))
+    signature = Signature(key_id=key_id, nonce=nonce, signed_at=now, signature=b64url(raw))
     return event.model_copy(update={"signature": signature})
 
 
@@ -72,8 +72,8 @@ def verify(event: Event, topic: str, public_key: str) -> bool:
     if sig is None or key_id_of(public_key) != sig.key_id:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(_unb64(public_key)).verify(
-            _unb64(sig.signature), signed_form(event, topic, sig.key_id, sig.nonce, sig.signed_at)
+        Ed25519PublicKey.from_public_bytes(unb64url(public_key)).verify(
+            unb64url(sig.signature), signed_form(event, topic, sig.key_id, sig.nonce, sig.signed_at)
         )
     except (InvalidSignature, ValueError):
         return False
