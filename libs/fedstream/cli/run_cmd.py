@@ -41,10 +41,10 @@ def service(name: str = typer.Argument(..., help=f"one of: {', '.join((*SERVICES
 
 
 def services() -> None:
-    """Run all six services as supervised processes until Ctrl-C."""
+    """Run the six services and the key custodian as supervised processes until Ctrl-C."""
     settings = StackSettings()
     supervisor = _start_services(settings)
-    console.print(f"six services running; logs in {settings.state_dir / 'logs'}. Ctrl-C stops them.")
+    console.print(f"six services and the key custodian running; logs in {settings.state_dir / 'logs'}. Ctrl-C stops them.")
     try:
         while True:
             time.sleep(3600)
@@ -107,7 +107,7 @@ def demo(
     spec_path: Path = typer.Option(DEFAULT_DEMO_SPEC, "--spec", exists=True, dir_okay=False),
     keep_running: bool = typer.Option(False, help="leave the stack and services up afterwards"),
 ) -> None:
-    """The main job: stack up, six services, 15 simulated hospitals to convergence, a per-round table."""
+    """The main job: stack up, six services + key custodian, 15 simulated hospitals to convergence, a per-round table."""
     from fedstream.cli.stack_cmd import bring_up
 
     settings = StackSettings()
@@ -116,7 +116,7 @@ def demo(
     console.print(f"[green]stack up[/]: kafka {endpoints.kafka_bootstrap_servers} ({endpoints.kafka_flavour}), "
                   f"postgres {endpoints.database_url}, redis {endpoints.redis_url}")
     supervisor = _start_services(settings)
-    console.print(f"[green]six services started[/] as separate processes; logs in {settings.state_dir / 'logs'}")
+    console.print(f"[green]six services and the key custodian started[/] as separate processes; logs in {settings.state_dir / 'logs'}")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     spec = load_spec(spec_path, f"{load_spec(spec_path).federation_id}-{stamp}")
     try:
