@@ -25,6 +25,7 @@ from fedstream.messaging.transaction import PostgresTransactions
 from fedstream.observability.metrics import setup_metrics
 from fedstream.observability.settings import ObservabilitySettings
 from fedstream.observability.tracing import setup_tracing
+from fedstream.supervisor import SUPERVISOR_PID_ENV
 from fedstream.settings import Endpoints
 from fedstream.storage.postgres import apply_migrations, create_pool
 from schemas.base import Event
@@ -134,6 +135,17 @@ async def _drain(tasks: list[asyncio.Task[None]]) -> None:
             await t
 
 
+async def stop_when_orphaned(
+    parent_pid: int, stop: Callable[[], None], getppid: Callable[[], int] = os.getppid, interval_s: float = 2.0
+) -> None:
+    """Stop the service once its supervisor is gone. A SIGKILLed supervisor (or test run) cannot stop its
+    children, and orphaned services would keep consuming and burning CPU with nobody watching them."""
+    while getppid() == parent_pid:
+        await asyncio.sleep(interval_s)
+    log.warning("supervisor %d is gone: stopping", parent_pid)
+    stop()
+
+
 def serve(definition: ServiceDefinition, endpoints: Endpoints) -> None:
     """Process entry point: run until SIGTERM/SIGINT; traces and metrics as the settings say."""
     logging.basicConfig(
@@ -147,7 +159,13 @@ def serve(definition: ServiceDefinition, endpoints: Endpoints) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop)
-        await service.run()
+        supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+        watchdog = asyncio.create_task(stop_when_orphaned(int(supervisor), service.stop)) if supervisor else None
+        try:
+            await service.run()
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
 
     observability = ObservabilitySettings()
     tracer_provider = setup_tracing(definition.name, observability)

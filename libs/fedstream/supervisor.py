@@ -19,6 +19,9 @@ from fedstream.stack.kafka_security import service_login_env
 from fedstream.stack.process import free_port
 from schemas.topics import KEY_CUSTODY, SERVICES
 
+# Set for each child: the supervisor pid it should not outlive (fedstream.service stops when it changes).
+SUPERVISOR_PID_ENV = "FEDSTREAM_SUPERVISOR_PID"
+
 
 def module_of(service: str) -> str:
     return f"services.{service.replace('-', '_')}"
@@ -63,6 +66,7 @@ class Supervisor:
         if name in self.metrics_ports:
             env["FEDSTREAM_METRICS_PORT"] = str(self.metrics_ports[name])
         env.update(service_login_env(name, env))  # its own Kafka login on a secured local stack
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())  # so the child stops if we die without stopping it
         process = subprocess.Popen(
             [sys.executable, "-m", module_of(name)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
