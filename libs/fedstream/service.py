@@ -25,8 +25,7 @@ from fedstream.messaging.transaction import PostgresTransactions
 from fedstream.observability.metrics import setup_metrics
 from fedstream.observability.settings import ObservabilitySettings
 from fedstream.observability.tracing import setup_tracing
-from fedstream.supervisor import SUPERVISOR_PID_ENV
-from fedstream.settings import Endpoints
+from fedstream.settings import SUPERVISOR_PID_ENV, Endpoints
 from fedstream.storage.postgres import apply_migrations, create_pool
 from schemas.base import Event
 from schemas.topics import topics_consumed_by

@@ -24,6 +24,10 @@ def default_state_dir() -> Path:
     return Path.cwd() / ".fedstream"
 
 
+# Set by the supervisor for each child: the pid it should not outlive (fedstream.service stops when it changes).
+SUPERVISOR_PID_ENV = "FEDSTREAM_SUPERVISOR_PID"
+
+
 class StackSettings(BaseSettings):
     """Where the infrastructure lives. Unset addresses mean: start (or reuse) the embedded stack."""
 
@@ -57,6 +61,10 @@ class StackSettings(BaseSettings):
     def endpoints_path(self) -> Path:
         return self.state_dir / ENDPOINTS_FILE
 
+    def key_manager(self) -> str:
+        """The key manager's URL: the configured one, else the local keyring under the state dir."""
+        return self.key_manager_url or f"local://{(self.state_dir / 'keyring').resolve()}"
+
     def resolved(self) -> "Endpoints":
         """Explicit settings win; the rest comes from the running embedded stack."""
         recorded = _read_endpoints(self.endpoints_path())
@@ -66,7 +74,7 @@ class StackSettings(BaseSettings):
             "database_url": self.database_url or recorded.get("database_url"),
             "redis_url": self.redis_url or recorded.get("redis_url"),
             "blob_store_url": self.blob_store_url or recorded.get("blob_store_url") or blob_default,
-            "key_manager_url": self.key_manager_url or f"local://{(self.state_dir / 'keyring').resolve()}",
+            "key_manager_url": self.key_manager(),
             "kafka_flavour": recorded.get("kafka_flavour", "kafka"),
         }
         missing = [k for k, v in values.items() if not v]

@@ -15,12 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedstream.settings import SUPERVISOR_PID_ENV
 from fedstream.stack.kafka_security import service_login_env
 from fedstream.stack.process import free_port
 from schemas.topics import KEY_CUSTODY, SERVICES
-
-# Set for each child: the supervisor pid it should not outlive (fedstream.service stops when it changes).
-SUPERVISOR_PID_ENV = "FEDSTREAM_SUPERVISOR_PID"
 
 
 def module_of(service: str) -> str:

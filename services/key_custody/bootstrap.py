@@ -25,8 +25,7 @@ class KeyCustodySettings(ServiceSettings):
 
     def key_store(self) -> KeyfileKeyStore:
         """Needs no running stack (``fedstream keys init`` runs before one): only the key manager's URL."""
-        manager_url = self.key_manager_url or f"local://{(self.state_dir / 'keyring').resolve()}"
-        return KeyfileKeyStore(self.key_directory(), open_key_manager(manager_url))
+        return KeyfileKeyStore(self.key_directory(), open_key_manager(self.key_manager()))
 
 
 def definition(settings: KeyCustodySettings) -> ServiceDefinition:

@@ -26,6 +26,7 @@ from fedstream.messaging.acls import ADMIN_USER, apply_acls, operator_user, plat
 from fedstream.messaging.kafka import security_options
 from fedstream.messaging.logins import LOGINS_FILE, KafkaLogin, new_login, read_logins, write_logins
 from fedstream.stack.errors import StackError
+from fedstream.stack.private_files import write_private
 from fedstream.stack.tls import TlsFiles, ensure_tls_files, server_principal
 
 MODES = ("plaintext", "sasl_ssl")
@@ -109,7 +110,7 @@ class SecuredKafkaFiles:
         """Certificates and the platform's logins, made once and kept (idempotent)."""
         tls = ensure_tls_files(self.home / "tls")
         logins, _ = self.add_missing_platform_logins()
-        _write_private_text(self.admin_config, admin_client_properties(logins[ADMIN_USER], tls.ca_cert))
+        write_private(self.admin_config, admin_client_properties(logins[ADMIN_USER], tls.ca_cert))
         return logins
 
     def add_missing_platform_logins(self) -> tuple[dict[str, KafkaLogin], list[KafkaLogin]]:
@@ -126,7 +127,7 @@ class SecuredKafkaFiles:
     def private_file(self, text: str) -> Iterator[Path]:
         """A 0600 file in the private tls/ directory for the span of one tool run, then removed."""
         path = self.home / "tls" / f".tool-{secrets.token_hex(6)}.properties"
-        _write_private_text(path, text)
+        write_private(path, text)
         try:
             yield path
         finally:
@@ -194,10 +195,3 @@ def service_login_env(service: str, env: dict[str, str]) -> dict[str, str]:
     return {"FEDSTREAM_KAFKA_USERNAME": login.username, "FEDSTREAM_KAFKA_PASSWORD": login.password}
 
 
-def _write_private_text(path: Path, text: str) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)

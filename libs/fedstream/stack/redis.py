@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import secrets
 import subprocess
 from pathlib import Path
 
 from fedstream.stack.errors import StackError
+from fedstream.stack.private_files import write_private
 from fedstream.stack.component import Component
 from fedstream.stack.process import (
     LOOPBACK,
@@ -96,9 +96,9 @@ class Redis(Component):
     async def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.secured and not self.password_file.is_file():
-            _write_private(self.password_file, secrets.token_urlsafe(24))
+            write_private(self.password_file, secrets.token_urlsafe(24))
         if self.secured:
-            _write_private(self.config_file, f"requirepass {self.password()}\n")
+            write_private(self.config_file, f"requirepass {self.password()}\n")
 
     def password(self) -> str | None:
         return self.password_file.read_text().strip() if self.secured else None
@@ -144,7 +144,3 @@ class Redis(Component):
         await wait_until_ready(answers_ping, name="Redis", record=record, timeout_s=READY_TIMEOUT_S)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fedstream.stack.private_files import write_private
+
 LOOPBACK_NAMES = ("localhost",)
 LOOPBACK_IPS = ("127.0.0.1", "::1")
 VALIDITY = dt.timedelta(days=825)  # the longest lifetime common TLS clients accept for a leaf
@@ -70,9 +72,9 @@ def ensure_tls_files(directory: Path) -> TlsFiles:
     os.chmod(directory, 0o700)
     ca_key, ca_cert = new_ca()
     key, cert = new_server_cert(ca_key, ca_cert)
-    _write_private(files.ca_key, private_pem(ca_key))
-    _write_private(files.server_key, private_pem(key))
-    _write_private(files.server_keystore, private_pem(key) + cert_pem(cert) + cert_pem(ca_cert))
+    write_private(files.ca_key, private_pem(ca_key))
+    write_private(files.server_key, private_pem(key))
+    write_private(files.server_keystore, private_pem(key) + cert_pem(cert) + cert_pem(ca_cert))
     _write_public(files.server_cert, cert_pem(cert))
     _write_public(files.ca_cert, cert_pem(ca_cert))  # last: complete() means every file is there
     return files
@@ -153,13 +155,6 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Created 0600 from the start (not chmod-ed afterwards), so the key is never readable by others."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 def _write_public(path: Path, data: bytes) -> None:
