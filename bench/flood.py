@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.actors import KEYS, BenchParticipants, federation_spec
 from fedstream.messaging.codec import MalformedMessage, decode, encode
 from fedstream.messaging.consumer import to_record
-from fedstream.messaging.kafka import client_security, send_records
+from fedstream.messaging.kafka import client_security, make_producer, send_records
 from fedstream.settings import Endpoints
 from schemas import events as ev
 from schemas.topics import ADMISSIONS, SUBMISSIONS
@@ -117,9 +117,15 @@ async def one_run(endpoints: Endpoints, honest_n: int, flood_n: int, per_partici
         async with AdmissionWatch(endpoints, spec.federation_id) as watch:
             baseline = await honest_pace(actors, watch, honest, per_participant, interval_s)
             flood = [submission(actors, flooder) for _ in range(flood_n)]  # signed before the clock starts
-            flooding = asyncio.create_task(send_records(actors.producer, [encode(e, SUBMISSIONS.name) for e in flood]))
-            during = await honest_pace(actors, watch, honest, per_participant, interval_s)
-            await flooding
+            # The flooder is another client: its records must not queue in the honest participants' producer.
+            flooder_producer = make_producer(endpoints, "bench-flooder")
+            await flooder_producer.start()
+            try:
+                flooding = asyncio.create_task(send_records(flooder_producer, [encode(e, SUBMISSIONS.name) for e in flood]))
+                during = await honest_pace(actors, watch, honest, per_participant, interval_s)
+                await flooding
+            finally:
+                await flooder_producer.stop()
             await watch.wait_all({e.update_id for e in flood})
             outcomes = Counter(
                 "accepted" if isinstance(d, ev.UpdateAccepted) else d.reason.value

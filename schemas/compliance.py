@@ -9,7 +9,7 @@ each checkpoint carries from the one before it). How to do that by hand is in RE
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints
@@ -51,6 +51,23 @@ class AuditCheckpointSigned(Event):
 # Erasure spans federations: requests and certificates travel under this envelope id (one partition, in order).
 ERASURE_SCOPE = "gdpr"
 TableName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.]{0,126}$")]
+KafkaTopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+
+# GDPR art. 17 asks for erasure "without undue delay", art. 12(3) answers within one month: the erasure
+# deadline. Kafka keeps a participant's original events until its topics' retention expires them, so every
+# topic that carries participant ids is sized to be clean by then (schemas/topics.py applies this config).
+ERASURE_DEADLINE_DAYS = 30
+DAY_MS = 86_400_000
+# Kafka deletes a record only once its segment has rolled (at most segment.ms after the segment opened) and
+# the segment's newest record is older than retention.ms; the broker looks every
+# log.retention.check.interval.ms (default 5 minutes). A copy is gone by the sum of the three.
+PARTICIPANT_TOPIC_SEGMENT_MS = DAY_MS
+PARTICIPANT_TOPIC_RETENTION_MS = ERASURE_DEADLINE_DAYS * DAY_MS - PARTICIPANT_TOPIC_SEGMENT_MS
+BROKER_RETENTION_CHECK_MS = 300_000
+PARTICIPANT_TOPIC_CONFIG: tuple[tuple[str, str], ...] = (
+    ("retention.ms", str(PARTICIPANT_TOPIC_RETENTION_MS)),
+    ("segment.ms", str(PARTICIPANT_TOPIC_SEGMENT_MS)),
+)
 
 
 class EraseParticipant(Event):
@@ -86,9 +103,28 @@ class LineageEntry(Frozen):
     model_version: int | None = Field(default=None, ge=1)
 
 
+class KafkaCopies(Frozen):
+    """A topic whose broker still holds the participant's original events (which name it) after the erasure,
+    and by when they are gone: ``expires_by`` = erasure + segment.ms + retention.ms + the broker's retention
+    check; None: never (retention -1, or a compacted topic). ``source``: the broker's own topic config, or
+    (when the broker could not be asked) the config declared in schemas/topics.py."""
+
+    topic: KafkaTopicName
+    retention_ms: int = Field(ge=-1)
+    segment_ms: int = Field(ge=1)
+    expires_by: AwareDatetime | None
+    source: Literal["broker", "declared"]
+
+
 class ErasureCertified(Event):
-    """The erasure certificate: what was erased, which keys were shredded, which models the participant's
-    contributions reached, and any store that could not be rewritten (``residual``, normally empty)."""
+    """The erasure certificate: what was erased, which keys are shredded, which models the participant's
+    contributions reached, any store that could not be rewritten (``residual``, normally empty), and until
+    when Kafka still holds copies of its original events (``kafka_copies``).
+
+    The keys in ``shredded_key_ids`` are destroyed once the erasure has committed: the erasure records that
+    they are due in the same transaction, and the compliance service destroys them and records when
+    (``erasures.keys_destroyed_at``; ``fedstream gdpr status``), even after a crash in between.
+    """
 
     TYPE: ClassVar[str] = "io.fedstream.erasure.certified.v1"
     request_id: UUID
@@ -100,6 +136,9 @@ class ErasureCertified(Event):
     shredded_key_ids: tuple[Annotated[str, StringConstraints(min_length=1, max_length=128)], ...]
     lineage: tuple[LineageEntry, ...]
     residual: tuple[TableName, ...] = ()
+    kafka_copies: tuple[KafkaCopies, ...] = ()
+    # Tables the compliance service's login may not read (e.g. the admin API's users): not searched.
+    unreadable: tuple[TableName, ...] = ()
 
 
 FACTS = (AuditCheckpointSigned, ParticipantErased, ErasureCertified)

@@ -141,6 +141,9 @@ class ParticipantHeartbeat(Event):
     TYPE: ClassVar[str] = "io.fedstream.participant.heartbeat.v1"
     participant_id: Identifier
     ttl_s: float = Field(gt=0, le=3600)
+    # Signed like a submission (fedstream.security.signing): a forged heartbeat would fake liveness. Optional
+    # in the schema so an unsigned one is refused with a reason, not dead-lettered.
+    signature: Signature | None = None
 
 
 class EvaluationReported(Event):
@@ -154,6 +157,8 @@ class EvaluationReported(Event):
     loss: float
     accuracy: float = Field(ge=0, le=1)
     auc: float | None = Field(ge=0, le=1)  # undefined on a single-class holdout
+    # Signed like a submission: a forged report could get a candidate released or rejected.
+    signature: Signature | None = None
 
 
 # --- ingestion -------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ COMMANDS = Topic(
     (ev.CreateFederation, *idn.COMMANDS, *cp.COMMANDS),
     (OPERATOR,),
     (REGISTRY, COMPLIANCE),
+    # Carries participant ids: its copies are gone by the erasure deadline (schemas/compliance.py).
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 ROUNDS = Topic(
     "fedstream.rounds",
@@ -61,6 +63,7 @@ ROUNDS = Topic(
     (ev.FederationCreated, ev.RoundOpened, ev.ModelReleased, ev.FederationCompleted),
     (REGISTRY,),
     (INGESTION, PRIVACY, AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT, KEY_CUSTODY),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 SUBMISSIONS = Topic(
     "fedstream.submissions",
@@ -69,6 +72,7 @@ SUBMISSIONS = Topic(
     (PARTICIPANT,),
     (INGESTION, COMPLIANCE),
     partitions=6,
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 HEARTBEATS = Topic(
     "fedstream.heartbeats",
@@ -76,6 +80,7 @@ HEARTBEATS = Topic(
     (ev.ParticipantHeartbeat,),
     (PARTICIPANT,),
     (INGESTION, VALIDATION, COMPLIANCE),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 ADMISSIONS = Topic(
     "fedstream.admissions",
@@ -84,6 +89,7 @@ ADMISSIONS = Topic(
     (INGESTION, AGGREGATION),
     (PRIVACY, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
     partitions=6,
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 PRIVACY_LEDGER = Topic(
     "fedstream.privacy",
@@ -92,6 +98,7 @@ PRIVACY_LEDGER = Topic(
     (PRIVACY,),
     (AGGREGATION, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
     partitions=6,
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 AGGREGATES = Topic(
     "fedstream.aggregates",
@@ -99,6 +106,7 @@ AGGREGATES = Topic(
     (ev.RoundAggregated, ev.RoundFailed),
     (AGGREGATION, KEY_CUSTODY),  # the custodian publishes an HE round's decrypted aggregate
     (INGESTION, PRIVACY, VALIDATION, REGISTRY, COMPLIANCE, PARTICIPANT),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 ENCRYPTED_AGGREGATES = Topic(
     "fedstream.encrypted-aggregates",
@@ -106,6 +114,7 @@ ENCRYPTED_AGGREGATES = Topic(
     he.REQUESTS,
     (AGGREGATION,),
     (KEY_CUSTODY, COMPLIANCE),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 CUSTODY = Topic(
     "fedstream.custody",
@@ -113,6 +122,7 @@ CUSTODY = Topic(
     he.FACTS,
     (KEY_CUSTODY,),
     (AGGREGATION, COMPLIANCE, PARTICIPANT),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 EVALUATIONS = Topic(
     "fedstream.evaluations",
@@ -120,6 +130,7 @@ EVALUATIONS = Topic(
     (ev.EvaluationReported,),
     (PARTICIPANT,),
     (VALIDATION, COMPLIANCE),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 VALIDATIONS = Topic(
     "fedstream.validations",
@@ -127,13 +138,15 @@ VALIDATIONS = Topic(
     (ev.ModelValidated, ev.ModelRejected),
     (VALIDATION,),
     (REGISTRY, COMPLIANCE),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 IDENTITY = Topic(
     "fedstream.identity",
     "Participant identity facts from the registry: enrolled keys, revocations, consents, BAAs (keyed by organisation).",
     idn.FACTS,
     (REGISTRY,),
-    (INGESTION, COMPLIANCE),
+    (INGESTION, VALIDATION, COMPLIANCE),  # each verifies participants' signatures against its own key projection
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 ALERTS = Topic(
     "fedstream.alerts",
@@ -141,6 +154,7 @@ ALERTS = Topic(
     (al.AlertRaised,),
     (VALIDATION,),
     (COMPLIANCE, OPERATOR),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 AUDIT = Topic(
     "fedstream.audit",
@@ -158,6 +172,7 @@ ACCESS = Topic(
     acc.FACTS,
     (ADMIN_API,),
     (COMPLIANCE,),
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 DEAD_LETTER = Topic(
     "fedstream.deadletter",
@@ -165,6 +180,8 @@ DEAD_LETTER = Topic(
     (),
     (*SERVICES, KEY_CUSTODY),
     (OPERATOR,),
+    # Copies of any topic's messages, participant ids included.
+    config=cp.PARTICIPANT_TOPIC_CONFIG,
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (

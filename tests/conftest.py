@@ -17,7 +17,7 @@ from fedstream.messaging.kafka import ensure_topics
 from fedstream.observability.settings import ObservabilitySettings
 from fedstream.observability.tracing import setup_tracing
 from fedstream.settings import Endpoints, StackSettings
-from fedstream.storage.postgres import apply_migrations
+from fedstream.storage.postgres import prepare_database
 from fedstream.supervisor import Supervisor
 
 
@@ -65,5 +65,5 @@ def stack(infra: Infra):
 
 
 async def _provision(endpoints: Endpoints) -> None:
-    await apply_migrations(endpoints.database_url)
+    await prepare_database(endpoints.database_url, endpoints.login_urls)  # as the owner; then the services connect as fedstream_app
     await ensure_topics(endpoints.kafka_bootstrap_servers)

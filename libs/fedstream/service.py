@@ -1,4 +1,4 @@
-"""The one async composition shape every service shares: connect, migrate, consume, relay, tick, drain.
+"""The one async composition shape every service shares: connect, consume, relay, tick, drain.
 
 A service's ``bootstrap.py`` builds its dependencies and hands a ``ServiceDefinition`` to
 ``run_service``. Nothing connects at import time; SIGTERM/SIGINT drain the batch in flight, publish
@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from fedstream.messaging.consumer import BatchProcessor, Dispatcher, EventConsumer, Handler, MalformedHook, Prefetch
+from fedstream.messaging.fair import FairEventConsumer, LaneOf
 from fedstream.messaging.kafka import ensure_topics, make_consumer, make_producer
 from fedstream.messaging.outbox import OutboxRelay
 from fedstream.messaging.transaction import PostgresTransactions
@@ -26,7 +27,7 @@ from fedstream.observability.metrics import setup_metrics
 from fedstream.observability.settings import ObservabilitySettings
 from fedstream.observability.tracing import setup_tracing
 from fedstream.settings import SUPERVISOR_PID_ENV, Endpoints
-from fedstream.storage.postgres import apply_migrations, create_pool
+from fedstream.storage.postgres import create_pool, wait_until_migrated
 from schemas.base import Event
 from schemas.topics import topics_consumed_by
 
@@ -51,6 +52,8 @@ class ServiceDefinition:
     timers: tuple[Timer, ...] = ()
     prefetch: Prefetch | None = None
     on_malformed: MalformedHook | None = None  # a service's answer to records that do not decode
+    # Serve records fairly by lane (e.g. per sender), so one sender's flood does not delay the others.
+    lane_of: LaneOf | None = None
     group_id: str | None = None
     instance: str = field(default="0")
 
@@ -65,7 +68,7 @@ class RunningService:
     def __init__(self, definition: ServiceDefinition, endpoints: Endpoints) -> None:
         self.definition, self.endpoints = definition, endpoints
         self.stopped = asyncio.Event()
-        self._consumer_loop: EventConsumer | None = None
+        self._consumer_loop: EventConsumer | FairEventConsumer | None = None
 
     def stop(self) -> None:
         if self._consumer_loop:
@@ -74,9 +77,10 @@ class RunningService:
 
     async def run(self) -> None:
         d = self.definition
-        await apply_migrations(self.endpoints.database_url)
+        # The application login (owns nothing, cannot bypass RLS); the owner migrated before we started.
+        await wait_until_migrated(self.endpoints.app_database_url)
         await ensure_topics(self.endpoints)
-        pool = await create_pool(self.endpoints.database_url, max_size=4)
+        pool = await create_pool(self.endpoints.app_database_url, max_size=4, application_name=f"fedstream-{d.name}-{d.instance}")
         producer = make_producer(self.endpoints, f"fedstream-{d.name}-{d.instance}")
         consumer = make_consumer(
             self.endpoints, d.group_id or f"fedstream-{d.name}", topics_consumed_by(d.name), f"fedstream-{d.name}-{d.instance}"
@@ -85,7 +89,11 @@ class RunningService:
         relay = OutboxRelay(pool, producer, d.name)
         await producer.start()
         await consumer.start()
-        self._consumer_loop = EventConsumer(consumer, BatchProcessor(transactions, Dispatcher(d.handlers), prefetch=d.prefetch, on_malformed=d.on_malformed), relay.wake)
+        processor = BatchProcessor(transactions, Dispatcher(d.handlers), prefetch=d.prefetch, on_malformed=d.on_malformed)
+        self._consumer_loop = (
+            EventConsumer(consumer, processor, relay.wake) if d.lane_of is None
+            else FairEventConsumer(consumer, processor, d.lane_of, relay.wake)
+        )
         if self.stopped.is_set():
             self._consumer_loop.stop()
         tasks = [asyncio.create_task(self._consumer_loop.run(), name=f"{d.name}-consumer")]

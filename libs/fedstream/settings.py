@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fedstream.connection_security import postgres_url, redis_url
@@ -52,7 +53,13 @@ class StackSettings(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_ca_file: Path | None = None
     # PostgreSQL / Redis credentials and TLS, kept apart from the URLs (secrets are mounted separately).
+    # database_url is the owner's login (migrations, tooling); the services and the admin API connect as
+    # application logins that own nothing and cannot bypass row-level security (migrations 017, 019).
     database_password: SecretStr | None = None
+    app_database_url: str | None = None  # the six services and the key custodian (fedstream_app)
+    app_database_password: SecretStr | None = None
+    api_database_url: str | None = None  # the admin API (fedstream_api)
+    api_database_password: SecretStr | None = None
     database_ca_file: Path | None = None  # sets sslmode=verify-full with this CA
     redis_username: str | None = None  # a Redis ACL user
     redis_password: SecretStr | None = None
@@ -71,7 +78,7 @@ class StackSettings(BaseSettings):
         blob_default = (self.state_dir / "blobs").resolve().as_uri()
         values = {
             "kafka_bootstrap_servers": self.kafka_bootstrap_servers or recorded.get("kafka_bootstrap_servers"),
-            "database_url": self.database_url or recorded.get("database_url"),
+            "database_url": self.database_url or recorded.get("database_url") or self.app_database_url or self.api_database_url,
             "redis_url": self.redis_url or recorded.get("redis_url"),
             "blob_store_url": self.blob_store_url or recorded.get("blob_store_url") or blob_default,
             "key_manager_url": self.key_manager(),
@@ -84,6 +91,15 @@ class StackSettings(BaseSettings):
                 f"or set FEDSTREAM_{missing[0].upper()}"
             )
         return Endpoints(**_secured(self, values, recorded))
+
+
+    def resolved_database(self) -> dict[str, str]:
+        """Only the owner's and the application logins' URLs: what `fedstream stack migrate` needs (no Kafka, no Redis)."""
+        recorded = _read_endpoints(self.endpoints_path())
+        owner = self.database_url or recorded.get("database_url") or self.app_database_url or self.api_database_url
+        if not owner:
+            raise StackNotConfigured("no address for database_url: run `fedstream stack up` or set FEDSTREAM_DATABASE_URL")
+        return database_urls(self, owner, recorded)
 
 
 class ServiceSettings(StackSettings):
@@ -106,7 +122,10 @@ class Endpoints(BaseSettings):
     model_config = SettingsConfigDict(frozen=True)
 
     kafka_bootstrap_servers: str
-    database_url: str
+    database_url: str  # the owner: migrations and tooling
+    # The application logins (the services; the admin API). Unset: the owner's URL (one login for all).
+    app_database_url: str = ""
+    api_database_url: str = ""
     redis_url: str
     blob_store_url: str
     key_manager_url: str | None = None  # None: blobs are stored unencrypted (see fedstream.storage.envelope)
@@ -118,9 +137,26 @@ class Endpoints(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_ca_file: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_login_for_all_by_default(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("database_url"):
+            data = {**data, **{k: data["database_url"] for k in ("app_database_url", "api_database_url") if not data.get(k)}}
+        return data
+
     @property
     def supports_idempotent_producer(self) -> bool:
         return self.kafka_flavour == "kafka"
+
+    @property
+    def login_urls(self) -> tuple[str, ...]:
+        """The application logins' URLs that are not the owner's (their passwords are set by the owner)."""
+        return logins_apart_from(self.database_url, self.app_database_url, self.api_database_url)
+
+
+def logins_apart_from(owner_url: str, *urls: str) -> tuple[str, ...]:
+    owner = urlsplit(owner_url).username
+    return tuple(dict.fromkeys(url for url in urls if urlsplit(url).username != owner))
 
 
 class StackNotConfigured(RuntimeError):
@@ -134,15 +170,40 @@ def _secured(settings: StackSettings, values: dict[str, str], recorded: dict[str
     from an unprefixed environment variable (KAFKA_PASSWORD) by accident."""
     return {
         **values,
-        "database_url": postgres_url(
-            values["database_url"], password=_reveal(settings.database_password), ca_file=settings.database_ca_file
-        ),
+        **database_urls(settings, values["database_url"], recorded),
         "redis_url": redis_url(
             values["redis_url"], username=settings.redis_username, password=_redis_password(settings, recorded),
             ca_file=settings.redis_ca_file,
         ),
         **_kafka_security(settings, recorded),
     }
+
+
+def database_urls(settings: StackSettings, owner: str, recorded: dict[str, str]) -> dict[str, str]:
+    """The owner's URL and the application logins' URLs, each with its password and TLS folded in.
+
+    A login comes from its own setting; else, for the local stack's own server (no explicit
+    FEDSTREAM_DATABASE_URL), from what `stack up` recorded, its password from the stack's 0600 logins
+    file; else it is the owner's URL. A process given only an application login (a service container)
+    uses that login as its "owner" too: it holds no other."""
+    local = {} if settings.database_url else recorded
+    logins = json.loads(Path(local["database_logins_file"]).read_text()) if local.get("database_logins_file") else {}
+    ca_file = settings.database_ca_file
+
+    def login(explicit: str | None, password: SecretStr | None, recorded_url: str | None) -> str | None:
+        url = explicit or recorded_url
+        if url is None:
+            return None
+        secret = _reveal(password) if password is not None else logins.get(urlsplit(url).username or "")
+        return postgres_url(url, password=secret, ca_file=ca_file)
+
+    app = login(settings.app_database_url, settings.app_database_password, local.get("app_database_url"))
+    api = login(settings.api_database_url, settings.api_database_password, local.get("api_database_url"))
+    if settings.database_url or recorded.get("database_url"):
+        owner_url = postgres_url(owner, password=_reveal(settings.database_password), ca_file=ca_file)
+    else:
+        owner_url = app or api or owner
+    return {"database_url": owner_url, "app_database_url": app or owner_url, "api_database_url": api or owner_url}
 
 
 def _kafka_security(settings: StackSettings, recorded: dict[str, str]) -> dict[str, object]:

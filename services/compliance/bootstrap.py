@@ -21,6 +21,9 @@ class ComplianceSettings(ServiceSettings):
     checkpoint_interval_s: float = 15.0
     # The Ed25519 checkpoint key (PEM); default <state dir>/keys/compliance/audit-checkpoint.pem.
     checkpoint_key_file: Path | None = None
+    # How often keys that committed erasures left due are destroyed (normally at once, after the commit;
+    # this catches a crash in between). It also runs at start.
+    shred_interval_s: float = 5.0
 
     def checkpoint_key_path(self) -> Path:
         return self.checkpoint_key_file or default_key_path(self.state_dir)
@@ -28,9 +31,10 @@ class ComplianceSettings(ServiceSettings):
 
 def definition(settings: ComplianceSettings) -> ServiceDefinition:
     checkpointer = Checkpointer(load_signing_key(settings.checkpoint_key_path()))
+    handlers = ComplianceHandlers(erasure_services(settings.resolved()))
     return ServiceDefinition(
-        name=COMPLIANCE, handlers=ComplianceHandlers(erasure_services(settings.resolved())).table(), repo_factory=PostgresAuditRepository,
-        timers=(Timer(settings.checkpoint_interval_s, checkpointer.tick),),
+        name=COMPLIANCE, handlers=handlers.table(), repo_factory=PostgresAuditRepository,
+        timers=(Timer(settings.checkpoint_interval_s, checkpointer.tick), Timer(settings.shred_interval_s, handlers.shred_pending)),
     )
 
 

@@ -7,23 +7,32 @@ ends up in the certificate's ``residual`` instead of failing the whole erasure.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 import redis.asyncio as aioredis
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
+from fedstream.messaging.kafka import make_admin
 from fedstream.security.keys import open_key_manager
 from fedstream.settings import Endpoints
 from schemas.base import utcnow
 from schemas.compliance import ErasureCertified, LineageEntry
+from schemas.topics import Topic
 from services.compliance.erasure import (
     APPEND_ONLY_TABLES,
     DELETED_TABLES,
     ERASED_ORGANISATION,
     ErasureServices,
+    PendingShredding,
+    TopicRetention,
+    declared_retention,
     id_pattern,
     rewrite_json,
 )
@@ -32,9 +41,11 @@ log = logging.getLogger(__name__)
 
 TEXT_TYPES, ARRAY_TYPES, JSON_TYPES = ("text", "varchar", "bpchar"), ("_text", "_varchar"), ("json", "jsonb")
 
-# Every ordinary table (leaf partitions included) of every user schema, with its columns and their types.
+# Every ordinary table (leaf partitions included) of every user schema, with its columns and their types, and
+# whether this login may read it (the services' login does not reach the admin API's schema, for one).
 CATALOGUE = """
-SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, t.typname AS type
+SELECT n.nspname AS schema, c.relname AS table, a.attname AS column, t.typname AS type,
+       has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') AS readable
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -77,12 +88,16 @@ class PostgresErasureStore:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def _tables(self) -> list[Table]:
+    async def _tables(self, readable: bool = True) -> list[Table]:
         tables: dict[tuple[str, str], Table] = {}
         for r in await self.conn.fetch(CATALOGUE):
-            key = (r["schema"], r["table"])
-            tables.setdefault(key, Table(r["schema"], r["table"], {})).columns[r["column"]] = r["type"]
+            if r["readable"] is readable:
+                key = (r["schema"], r["table"])
+                tables.setdefault(key, Table(r["schema"], r["table"], {})).columns[r["column"]] = r["type"]
         return list(tables.values())
+
+    async def unreadable(self) -> tuple[str, ...]:
+        return tuple(sorted(t.label for t in await self._tables(readable=False)))
 
     async def federations(self, participant_id: str) -> tuple[str, ...]:
         rows = await self.conn.fetch(
@@ -166,6 +181,25 @@ class PostgresErasureStore:
             certificate.request_id, certificate.pseudonym, certificate.erased_at, certificate.model_dump_json(),
         )
 
+    async def schedule_shredding(self, pseudonym: str, participant_id: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO erasure_pending_keys (pseudonym, participant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            pseudonym, participant_id,
+        )
+
+    async def pending_shreddings(self, limit: int) -> tuple[PendingShredding, ...]:
+        rows = await self.conn.fetch(
+            "SELECT pseudonym, participant_id FROM erasure_pending_keys ORDER BY pseudonym LIMIT $1 "
+            "FOR UPDATE SKIP LOCKED", limit,
+        )
+        return tuple(PendingShredding(r["pseudonym"], r["participant_id"]) for r in rows)
+
+    async def shredded(self, pseudonym: str, at: datetime) -> None:
+        await self.conn.execute("DELETE FROM erasure_pending_keys WHERE pseudonym = $1", pseudonym)
+        await self.conn.execute(
+            "UPDATE erasures SET keys_destroyed_at = $2 WHERE pseudonym = $1 AND keys_destroyed_at IS NULL", pseudonym, at
+        )
+
 
 class RedisScrubber:
     """Coordination state may be lost by design (PRODUCT.md §2), so whatever mentions the participant goes:
@@ -209,6 +243,51 @@ class RedisScrubber:
         return removed
 
 
+class KafkaRetentionReader:
+    """The topics' retention as the broker applies it (a topic altered by hand since it was created included);
+    the declared config for any topic it cannot tell (no DescribeConfigs right, broker away): the erasure does
+    not wait on the broker, and the certificate says which source each figure came from."""
+
+    CONFIGS = {"retention.ms": None, "segment.ms": None, "cleanup.policy": None}
+    TIMEOUT_S = 10.0
+
+    def __init__(self, endpoints: Endpoints) -> None:
+        self.endpoints = endpoints
+
+    async def retention(self, topics: tuple[Topic, ...]) -> tuple[TopicRetention, ...]:
+        try:
+            found = await asyncio.wait_for(self._describe(tuple(t.name for t in topics)), self.TIMEOUT_S)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("could not read the topics' retention from the broker (%r): certifying the declared one", exc)
+            found = {}
+        return tuple(found.get(t.name) or declared_retention(t) for t in topics)
+
+    async def _describe(self, names: tuple[str, ...]) -> dict[str, TopicRetention]:
+        admin = make_admin(self.endpoints, "fedstream-compliance-retention")
+        await admin.start()
+        try:
+            responses = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, n, configs=dict(self.CONFIGS)) for n in names]
+            )
+        finally:
+            await admin.close()
+        return {r.topic: r for resp in responses for r in map(_parse_resource, resp.resources) if r is not None}
+
+
+def _parse_resource(resource: tuple) -> TopicRetention | None:
+    """One DescribeConfigs resource: (error code, message, type, name, [(name, value, …), …])."""
+    error_code, _, _, name, entries = resource[:5]
+    if error_code != 0:
+        return None
+    values = {e[0]: e[1] for e in entries}
+    try:
+        retention_ms, segment_ms = int(values["retention.ms"]), int(values["segment.ms"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    policy = values.get("cleanup.policy") or "delete"
+    return TopicRetention(name, retention_ms, segment_ms, compacted="delete" not in policy, source="broker")
+
+
 def erasure_services(endpoints: Endpoints) -> ErasureServices | None:
     """The real stores of an erasure; None where no key manager is configured (then nothing is sealed)."""
     if endpoints.key_manager_url is None:
@@ -218,4 +297,5 @@ def erasure_services(endpoints: Endpoints) -> ErasureServices | None:
         store=lambda repo: PostgresErasureStore(repo.conn),
         coordination=RedisScrubber.from_url(endpoints.redis_url),
         clock=utcnow,
+        kafka=KafkaRetentionReader(endpoints),
     )

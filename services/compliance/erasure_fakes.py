@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from schemas.compliance import ErasureCertified, LineageEntry
-from services.compliance.erasure import APPEND_ONLY_TABLES, DELETED_TABLES, id_pattern, rewrite_json
+from services.compliance.erasure import APPEND_ONLY_TABLES, DELETED_TABLES, PendingShredding, id_pattern, rewrite_json
 
 
 class InMemoryErasureStore:
@@ -16,6 +17,8 @@ class InMemoryErasureStore:
     def __init__(self, tables: dict[str, list[dict[str, Any]]]) -> None:
         self.tables = tables
         self.certificates: list[ErasureCertified] = []
+        self.pending: dict[str, str] = {}  # pseudonym → participant id, until its key is destroyed
+        self.keys_destroyed_at: dict[str, datetime] = {}  # pseudonym → when
 
     async def federations(self, participant_id: str) -> tuple[str, ...]:
         rows = self.tables.get("participants", [])
@@ -46,8 +49,22 @@ class InMemoryErasureStore:
         pattern = re.compile(id_pattern(participant_id))
         return tuple(sorted(n for n, rows in self.tables.items() if any(pattern.search(json.dumps(r)) for r in rows)))
 
+    async def unreadable(self) -> tuple[str, ...]:
+        return ()
+
     async def record(self, certificate: ErasureCertified) -> None:
-        self.certificates.append(certificate)
+        if all(c.pseudonym != certificate.pseudonym for c in self.certificates):  # the table's UNIQUE(pseudonym)
+            self.certificates.append(certificate)
+
+    async def schedule_shredding(self, pseudonym: str, participant_id: str) -> None:
+        self.pending.setdefault(pseudonym, participant_id)
+
+    async def pending_shreddings(self, limit: int) -> tuple[PendingShredding, ...]:
+        return tuple(PendingShredding(p, pid) for p, pid in sorted(self.pending.items())[:limit])
+
+    async def shredded(self, pseudonym: str, at: datetime) -> None:
+        self.pending.pop(pseudonym, None)
+        self.keys_destroyed_at.setdefault(pseudonym, at)
 
 
 class NoCoordination:

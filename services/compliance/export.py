@@ -3,6 +3,8 @@
 Like erasure, the export finds the participant's rows by scanning every table (so tables other services
 add are included without being listed here), plus the audit trail rows recorded under its pseudonym.
 A short summary up front answers the usual questions: which federations and rounds, how much ε.
+``erasure`` says whether an erasure of the participant is still waiting for its key to be destroyed; once it
+is, nothing links the participant to anything any more, and the export is empty.
 """
 
 from __future__ import annotations
@@ -32,12 +34,19 @@ async def export_participant(conn: asyncpg.Connection, participant_id: str, keys
         "participant_id": participant_id,
         "exported_at": utcnow().isoformat(),
         "summary": summary(tables),
+        "erasure": erasure_state(tables),
         "tables": tables,
     }
 
 
+def erasure_state(tables: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """An erasure committed but its key not destroyed yet (the compliance service is about to)."""
+    pending = tables.get("erasure_pending_keys", [])
+    return {"shredding": "pending", "pseudonym": pending[0]["pseudonym"]} if pending else None
+
+
 async def _matching_rows(conn: asyncpg.Connection, participant_id: str) -> dict[str, list[dict[str, Any]]]:
-    names = sorted({(r["schema"], r["table"]) for r in await conn.fetch(CATALOGUE)})
+    names = sorted({(r["schema"], r["table"]) for r in await conn.fetch(CATALOGUE) if r["readable"]})
     out: dict[str, list[dict[str, Any]]] = {}
     for schema, table in names:
         rows = await conn.fetch(

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fedstream.messaging.transaction import Transaction
 from schemas.compliance import EraseParticipant
-from services.compliance.erasure import ErasureServices, audit_source, erase
+from services.compliance.erasure import ErasureServices, audit_source, complete_shredding, erase
 from services.compliance.domain import AuditEntry, chain
 from services.compliance.ports import AuditRepository
 from schemas.base import Event
@@ -56,7 +56,7 @@ class ComplianceHandlers:
 
     async def on_erase(self, command: EraseParticipant, tx: Tx) -> None:
         e = self.erasure
-        outcome = await erase(command, e.keys, e.store(tx.repo), e.coordination, e.clock())
+        outcome = await erase(command, e.keys, e.store(tx.repo), e.coordination, e.kafka, e.clock())
         if outcome is None:
             log.info("erasure %s: the participant was already erased", command.event_id)
         else:
@@ -68,9 +68,21 @@ class ComplianceHandlers:
         await self.on_any_event(command, tx)  # audited last, like every event (see on_any_event)
 
     def _shred(self, participant_id: str) -> None:
-        """After commit: a rolled-back erasure must still find the key to compute the pseudonym again."""
+        """After commit (a rolled-back erasure must still find the key to compute the pseudonym again): the
+        key goes at once; ``shred_pending`` then records it — or destroys it, if this failed or never ran."""
         self._pseudonyms.pop(participant_id, None)
         try:
             self.erasure.keys.destroy(participant_id)
         except Exception:
-            log.exception("an erasure committed but its key was not destroyed: repeat the erasure request")
+            log.exception("an erasure committed but its key was not destroyed yet: the shredding timer retries")
+
+    async def shred_pending(self, transactions) -> None:  # noqa: ANN001 - a Transactions[AuditRepository]
+        """Timer (and at start): destroy every key a committed erasure left due, and record when."""
+        if self.erasure is None:
+            return
+        e = self.erasure
+        async with transactions.begin() as tx:
+            done = await complete_shredding(e.keys, e.store(tx.repo), e.clock())
+        for d in done:
+            self._pseudonyms.pop(d.participant_id, None)
+            log.info("erasure of %s: the participant's key is destroyed", d.pseudonym)

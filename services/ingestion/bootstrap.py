@@ -39,7 +39,7 @@ def definition(settings: IngestionSettings) -> ServiceDefinition:
     return ServiceDefinition(
         name=INGESTION, handlers=handlers.table(), repo_factory=PostgresAdmissionRepository, prefetch=handlers.prefetch,
         timers=(Timer(interval_s=2.0, tick=handlers.expire_parked),),
-        on_malformed=handlers.on_malformed,
+        on_malformed=handlers.on_malformed, lane_of=handlers.lane_of,
     )
 
 

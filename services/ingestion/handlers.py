@@ -9,12 +9,12 @@ from uuid import UUID
 
 from fedstream.messaging.codec import MalformedMessage, Record
 from fedstream.messaging.transaction import Transaction
-from fedstream.observability import metrics
 from fedstream.storage.blobs import BlobError, BlobStore
 from fedstream.storage.coordination import Coordination
-from services.ingestion import domain
+from services.ingestion import domain, lanes
 from services.ingestion.domain import FederationView, Rejection, RoundView
 from services.ingestion.gate import ZeroTrustGate
+from services.ingestion.liveness import Liveness
 from services.ingestion.minimisation import extra_fields_rejection
 from services.ingestion.ports import AdmissionRepository
 from schemas.base import Event, utcnow
@@ -41,6 +41,7 @@ class IngestionHandlers:
     ) -> None:
         self.blobs, self.coordination, self.clock = blobs, coordination, clock
         self.gate = gate or ZeroTrustGate(coordination, clock)
+        self.liveness = Liveness(coordination, self._federation, clock, self.gate.policy)
         self.park_ttl = timedelta(seconds=park_ttl_s)
         # A federation's admission facts never change once created, so each process keeps them.
         self._federations: dict[str, FederationView] = {}
@@ -54,8 +55,9 @@ class IngestionHandlers:
     async def prefetch(self, events: list[Event]) -> None:
         """Start verifying a batch's tensors concurrently (hashing and numpy release the GIL) while the
         handlers walk the batch; payloads are not kept, only each verdict."""
-        self._batch_rounds = {}  # nothing in a batch of submissions can change a round: look it up once
-        self.gate.new_batch()  # nor an identity: those facts come on another topic
+        self._batch_rounds = {}  # a round is looked up once per batch; every change of it passes through _cache
+        # identity facts invalidate the gate's lookups when handled; the batch's submissions are judged together
+        self.gate.new_batch([e for e in events if isinstance(e, UpdateSubmitted)])
         per_participant: set[tuple[str, str, int]] = set()
         for event in events:
             federation = self._federations.get(event.federation_id)
@@ -75,6 +77,14 @@ class IngestionHandlers:
                 return domain.blob_failure(exc)
             return await asyncio.to_thread(domain.check_tensors, payload, federation.params, federation.he)
 
+    def lane_of(self, record: Record) -> str | None:
+        """The fair-consumption lane of a record (see services.ingestion.lanes)."""
+        return lanes.lane_of(record, self._participants_of)
+
+    def _participants_of(self, federation_id: str) -> frozenset[str] | None:
+        federation = self._federations.get(federation_id)
+        return None if federation is None else federation.participants
+
     def table(self) -> dict[type, Callable]:
         return {
             FederationCreated: self.on_federation_created,
@@ -83,7 +93,7 @@ class IngestionHandlers:
             RoundFailed: self.on_round_closed,
             FederationCompleted: self.on_federation_completed,
             UpdateSubmitted: self.on_submitted,
-            ParticipantHeartbeat: self.on_heartbeat,
+            ParticipantHeartbeat: self.liveness.on_heartbeat,
             **self.gate.table(),
         }
 
@@ -116,16 +126,6 @@ class IngestionHandlers:
             await self._cache(current)
         for parked in await tx.repo.take_parked_up_to(event.federation_id, 2**31 - 1):  # no round opens any more
             await self._decide(parked, tx)
-
-    async def on_heartbeat(self, event: ParticipantHeartbeat, tx: Tx) -> None:
-        federation = await self._federation(event.federation_id, tx)
-        if federation is None:
-            return
-        await self.coordination.record_heartbeat(event.federation_id, event.participant_id, event.ttl_s)
-        live = await self.coordination.live_participants(event.federation_id)
-        labels = {"federation": event.federation_id}
-        metrics.live_participants.set(len(live & federation.participants), labels)
-        metrics.expected_participants.set(len(federation.participants), labels)
 
     async def on_submitted(self, event: UpdateSubmitted, tx: Tx) -> None:
         rejection = await self.gate.check(event, tx)

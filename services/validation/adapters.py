@@ -1,5 +1,5 @@
-"""PostgreSQL adapters of validation's state (infra/migrations/006_validation.sql) and of its alert processor's
-windows and time series (012_health_alerts_timeseries.sql)."""
+"""PostgreSQL adapters of validation's state (infra/migrations/006_validation.sql), of its alert processor's
+windows and time series (012_health_alerts_timeseries.sql) and of its participants' keys (021_validation_keys.sql)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import asyncpg
 
 from services.validation.health import EPOCH, AdmissionCounts, FederationHealth, Window
 from services.validation.ports import (
-    Candidate, Departure, ParticipantBucket, ParticipantPoint, RoundBucket, RoundPoint,
+    Candidate, Departure, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
 )
 from schemas.alerts import AlertRaised
 from schemas.base import BlobRef
@@ -181,10 +181,10 @@ class PostgresHealthRepository:
         return status.endswith(" 1")
 
     async def create_partitions(self) -> int:
-        """Month partitions of the time series up to three months ahead; how many were created now."""
-        return await self.conn.fetchval(
-            "SELECT fedstream_create_metric_partitions('round_metrics') + fedstream_create_metric_partitions('participant_metrics')"
-        )
+        """Month partitions of the time series up to three months ahead; how many were created now.
+
+        DDL needs the tables' owner: the function runs as it (SECURITY DEFINER, migration 019)."""
+        return await self.conn.fetchval("SELECT fedstream_extend_metric_partitions()")
 
     async def add_round_point(self, p: RoundPoint) -> None:
         await self.conn.execute(
@@ -239,8 +239,43 @@ SELECT (SELECT s FROM latency) AS latency_s,
 """
 
 
-class PostgresValidationStore(PostgresValidationRepository, PostgresHealthRepository):
-    """What validation's transactions hand its handlers: the validation state and the health state."""
+class PostgresKeyRepository:
+    """Validation's projection of participants' keys and its replay guard (021_validation_keys.sql)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def save_key(self, k: ParticipantKey) -> None:
+        await self.conn.execute(
+            "INSERT INTO validation_participant_keys (key_id, participant_id, organisation, public_key, revoked) "
+            "VALUES ($1,$2,$3,$4,$5) ON CONFLICT (key_id) DO NOTHING",
+            k.key_id, k.participant_id, k.organisation, k.public_key, k.revoked,
+        )
+
+    async def revoke_key(self, key_id: str) -> None:
+        await self.conn.execute("UPDATE validation_participant_keys SET revoked = true WHERE key_id = $1", key_id)
+
+    async def key(self, key_id: str) -> ParticipantKey | None:
+        row = await self.conn.fetchrow("SELECT * FROM validation_participant_keys WHERE key_id = $1", key_id)
+        return None if row is None else ParticipantKey(**dict(row))
+
+    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
+        # On conflict the no-op update makes RETURNING give the event that holds the nonce.
+        holder = await self.conn.fetchval(
+            "INSERT INTO validation_nonces (key_id, nonce, event_id, signed_at) VALUES ($1,$2,$3,$4) "
+            "ON CONFLICT (key_id, nonce) DO UPDATE SET event_id = validation_nonces.event_id RETURNING event_id",
+            key_id, nonce, event_id, signed_at,
+        )
+        return holder == event_id
+
+    async def forget_nonces(self, signed_before: datetime) -> int:
+        status = await self.conn.execute("DELETE FROM validation_nonces WHERE signed_at < $1", signed_before)
+        return int(status.split()[-1])
+
+
+class PostgresValidationStore(PostgresValidationRepository, PostgresHealthRepository, PostgresKeyRepository):
+    """What validation's transactions hand its handlers: the validation state, the health state and the
+    participants' keys."""
 
 
 # date_bin works on plain PostgreSQL (14+) and on TimescaleDB hypertables alike: one query for both stores.

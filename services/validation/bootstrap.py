@@ -15,6 +15,7 @@ from services.validation.adapters import PostgresValidationStore
 from services.validation.handlers import ValidationHandlers
 from services.validation.health import AlertPolicy
 from services.validation.monitor import HealthMonitor
+from services.validation.senders import SenderCheck
 from schemas.base import Event
 from schemas.topics import VALIDATION
 
@@ -32,6 +33,9 @@ class ValidationSettings(ServiceSettings):
     alert_slow_convergence_rounds: int = 3
     alert_saturation_latency_s: float = 30.0
     liveness_check_interval_s: float = 1.0
+    # Signed participant messages (heartbeats, evaluation reports): accepted clock skew either way, as ingestion's.
+    message_freshness_s: float = 300.0
+    nonce_prune_interval_s: float = 60.0
     partition_check_interval_s: float = 3600.0
 
     def policy(self) -> AlertPolicy:
@@ -67,21 +71,31 @@ async def create_metric_partitions(transactions) -> None:  # noqa: ANN001 - a Tr
         await tx.repo.create_partitions()
 
 
+def handler_table(senders: SenderCheck, *tables: Mapping[type[Event], Handler]) -> dict[type[Event], Handler]:
+    """Every component's handlers and the key projection, merged, behind the sender check: a heartbeat or
+    evaluation report reaches the handlers only once its signature, key, freshness and nonce check out."""
+    return senders.guard(merge(*tables, senders.table()))
+
+
 def definition(settings: ValidationSettings) -> ServiceDefinition:
     endpoints = settings.resolved()
     if not settings.alerts:
+        senders = SenderCheck(freshness_s=settings.message_freshness_s)
         handlers = ValidationHandlers(open_blob_store(endpoints.blob_store_url))
-        return ServiceDefinition(VALIDATION, handlers.table(), PostgresValidationStore,
-                                 (Timer(settings.deadline_check_interval_s, handlers.decide_overdue),))
+        return ServiceDefinition(VALIDATION, handler_table(senders, handlers.table()), PostgresValidationStore,
+                                 (Timer(settings.deadline_check_interval_s, handlers.decide_overdue),
+                                  Timer(settings.nonce_prune_interval_s, senders.forget_old_nonces)))
     monitor = HealthMonitor(settings.policy())
+    senders = SenderCheck(freshness_s=settings.message_freshness_s, on_refused=monitor.on_refused)
     handlers = ValidationHandlers(open_blob_store(endpoints.blob_store_url), on_verdict=monitor.on_verdict)
     return ServiceDefinition(
         name=VALIDATION,
-        handlers=merge(handlers.table(), monitor.table()),
+        handlers=handler_table(senders, handlers.table(), monitor.table()),
         repo_factory=PostgresValidationStore,
         timers=(
             Timer(settings.deadline_check_interval_s, handlers.decide_overdue),
             Timer(settings.liveness_check_interval_s, monitor.expire_participants),
+            Timer(settings.nonce_prune_interval_s, senders.forget_old_nonces),
             Timer(settings.partition_check_interval_s, create_metric_partitions),
         ),
     )

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from services.validation.health import AdmissionCounts, FederationHealth, Window, window_of
 from services.validation.ports import (
-    Candidate, Departure, ParticipantBucket, ParticipantPoint, RoundBucket, RoundPoint,
+    Candidate, Departure, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
 )
 from schemas.alerts import AlertRaised
 from schemas.events import EvaluationReported
@@ -144,10 +144,37 @@ class InMemoryHealthRepository:
         self.participant_points.append(point)
 
 
-class InMemoryValidationStore(InMemoryValidationRepository, InMemoryHealthRepository):
+class InMemoryKeyRepository:
+    def __init__(self) -> None:
+        self.keys: dict[str, ParticipantKey] = {}
+        self.nonces: dict[tuple[str, str], tuple[UUID, datetime]] = {}
+
+    async def save_key(self, key: ParticipantKey) -> None:
+        self.keys.setdefault(key.key_id, key)
+
+    async def revoke_key(self, key_id: str) -> None:
+        if key_id in self.keys:
+            self.keys[key_id] = replace(self.keys[key_id], revoked=True)
+
+    async def key(self, key_id: str) -> ParticipantKey | None:
+        return self.keys.get(key_id)
+
+    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
+        held = self.nonces.setdefault((key_id, nonce), (event_id, signed_at))
+        return held[0] == event_id
+
+    async def forget_nonces(self, signed_before: datetime) -> int:
+        old = [k for k, (_, at) in self.nonces.items() if at < signed_before]
+        for k in old:
+            del self.nonces[k]
+        return len(old)
+
+
+class InMemoryValidationStore(InMemoryValidationRepository, InMemoryHealthRepository, InMemoryKeyRepository):
     def __init__(self) -> None:
         InMemoryValidationRepository.__init__(self)
         InMemoryHealthRepository.__init__(self)
+        InMemoryKeyRepository.__init__(self)
 
 
 class InMemoryMetricsSeries:

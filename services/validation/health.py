@@ -109,13 +109,19 @@ def count_admission(reason: RejectionReason | None, policy: AlertPolicy) -> tupl
     return 0, 1, int(reason in policy.security_reasons)
 
 
+def count_refusal(reason: str, policy: AlertPolicy) -> tuple[int, int, int]:
+    """The increments a refused evaluation report adds to its claimed participant's window: no update was
+    submitted (the error rate is about updates), but a hostile refusal is as suspicious as a hostile rejection."""
+    return 0, 0, int(reason in {r.value for r in policy.security_reasons})
+
+
 def security_breach(w: AdmissionCounts, at: datetime, policy: AlertPolicy) -> AlertRaised | None:
     if w.suspicious < policy.security_burst:
         return None
     return alert(
         AlertKind.SECURITY_BREACH, w.federation_id, w.participant_id, w.window, w.suspicious, policy.security_burst,
-        f"{w.participant_id}: {w.suspicious} updates rejected as forged, tampered or from an unknown sender "
-        f"within {policy.window_s:g}s", at, (w.window.start.isoformat(),),
+        f"{w.participant_id}: {w.suspicious} updates or evaluation reports refused as forged, tampered, replayed or "
+        f"from an unknown sender within {policy.window_s:g}s", at, (w.window.start.isoformat(),),
     )
 
 

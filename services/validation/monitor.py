@@ -14,11 +14,12 @@ from dataclasses import replace
 from datetime import datetime
 
 from fedstream.messaging.transaction import Transaction
+from fedstream.security.message_auth import Refused
 from services.validation import health as rules
 from services.validation.health import AlertPolicy, FederationHealth
 from services.validation.ports import HealthRepository, ParticipantPoint, RoundPoint, ValidationRepository
 from schemas.alerts import AlertRaised
-from schemas.base import utcnow
+from schemas.base import Event, utcnow
 from schemas.events import (
     EvaluationReported, FederationCompleted, FederationCreated, ModelRejected, ModelValidated, ParticipantHeartbeat,
     PrivacyCharged, RoundFailed, RoundOpened, UpdateAccepted, UpdateRejected,
@@ -138,6 +139,19 @@ class HealthMonitor:
             event.time, event.federation_id, event.participant_id, event.round, "evaluated",
             num_examples=event.num_examples, loss=event.loss, accuracy=event.accuracy,
         ))
+
+    async def on_refused(self, event: Event, refused: Refused, tx: Tx) -> None:
+        """Called by the sender check for a message it refused (no handler saw it). A refused evaluation report
+        is a point of the participant series, and a hostile one counts toward a security breach like a hostile
+        update. A refused heartbeat is only logged and counted there: liveness decides nothing."""
+        if not isinstance(event, EvaluationReported):
+            return
+        at = self.clock()  # processing time: a forger chooses the event's own time (and so its window)
+        point = ParticipantPoint(at, event.federation_id, event.participant_id, event.round, "refused",
+                                 reason=refused.reason.value)
+        window = rules.window_of(at, self.policy.window_s)
+        w = await tx.repo.record_admission(point, window, rules.count_refusal(refused.reason.value, self.policy), None)
+        await self._raise(tx, rules.security_breach(w, at, self.policy))
 
     async def on_heartbeat(self, event: ParticipantHeartbeat, tx: Tx) -> None:
         session = await tx.repo.heartbeat(event.federation_id, event.participant_id, event.time, event.ttl_s)

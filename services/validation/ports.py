@@ -76,7 +76,7 @@ class ParticipantPoint:
     federation_id: str
     participant_id: str
     round: int
-    kind: str  # accepted | rejected | charged | evaluated
+    kind: str  # accepted | rejected | charged | evaluated | refused (an evaluation report that failed verification)
     num_examples: int | None = None
     train_loss: float | None = None
     epsilon: float | None = None
@@ -166,3 +166,34 @@ class MetricsSeries(Protocol):
     async def participants(
         self, federation_id: str, bucket_s: float, since: datetime, until: datetime
     ) -> list[ParticipantBucket]: ...
+
+
+# --- senders: validation's projection of participants' keys (facts from fedstream.identity) ------------
+
+
+@dataclass(frozen=True)
+class ParticipantKey:
+    """An enrolled key, as validation knows it (fits ``fedstream.security.message_auth.SignerKey``)."""
+
+    key_id: str
+    participant_id: str
+    organisation: str
+    public_key: str
+    revoked: bool = False
+
+
+class KeyRepository(Protocol):
+    async def save_key(self, key: ParticipantKey) -> None:
+        """Record an enrolled key; enrolling it again changes nothing (a revoked key stays revoked)."""
+
+    async def revoke_key(self, key_id: str) -> None:
+        """Mark the key revoked (its enrolment came before, on the same organisation-keyed partition)."""
+
+    async def key(self, key_id: str) -> ParticipantKey | None: ...
+
+    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
+        """The replay guard: True the first time a key's nonce is used (and again for the same event, e.g. a
+        retried batch), False for any other message carrying it."""
+
+    async def forget_nonces(self, signed_before: datetime) -> int:
+        """Prune nonces too old to matter (their messages are refused as stale); returns how many."""

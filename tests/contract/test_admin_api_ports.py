@@ -11,6 +11,8 @@ import pytest
 from fedstream.api.adapters import PostgresReadStore, PostgresUserDirectory
 from fedstream.api.auth import Principal, User
 from fedstream.api.fakes import InMemoryReadStore, InMemoryUserDirectory
+from fedstream.api.totp_secrets import TotpSecretSealer
+from fedstream.security.keys import InMemoryKeyManager
 from fedstream.api.models import FederationOut, LedgerOut, ParticipantOut
 from schemas.access import ApiRole
 from tests.tenancy_helpers import enrol
@@ -54,7 +56,7 @@ def store(request, world, pg_pool):
 
 @pytest.fixture(params=["fake", "postgres"])
 def directory(request, pg_pool):
-    return InMemoryUserDirectory() if request.param == "fake" else PostgresUserDirectory(pg_pool)
+    return InMemoryUserDirectory() if request.param == "fake" else PostgresUserDirectory(pg_pool, TotpSecretSealer(InMemoryKeyManager()))
 
 
 async def test_participants_are_scoped_to_the_site_operators_tenant(store, world):
@@ -120,6 +122,7 @@ async def test_a_totp_step_is_spent_once_and_never_an_earlier_one(directory):
         await directory.add(user_id, ApiRole.DPO, None, token, "S" * 32)
     found = await directory.by_token_hash(token)
     assert (found.user_id, found.role, found.tenant, found.disabled) == (user_id, ApiRole.DPO, None, False)
+    assert found.totp_secret == "S" * 32  # stored sealed by the real adapter, opened again on the way out
     assert await directory.by_token_hash("f" * 64) is None
     assert await directory.spend_totp_step(user_id, 100)
     assert not await directory.spend_totp_step(user_id, 100)

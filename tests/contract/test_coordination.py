@@ -70,3 +70,36 @@ async def test_a_nonce_is_claimed_once_except_by_its_own_retry(coordination):
     assert await c.claim_nonce(nonce, "event-1", ttl_s=60)
     assert await c.claim_nonce(nonce, "event-1", ttl_s=60)  # the same message, retried
     assert not await c.claim_nonce(nonce, "event-2", ttl_s=60)
+
+
+async def test_admission_attempts_claim_each_nonce_then_take_a_token_in_order(coordination):
+    from fedstream.security.rate_limit import BucketPolicy
+    from fedstream.storage.coordination import AdmissionAttempt, AttemptVerdict
+
+    c, _ = coordination
+    bucket, policy, tag = f"contract-{uuid4().hex[:8]}", BucketPolicy(rate_per_s=1, burst=2), uuid4().hex
+
+    def attempt(nonce: str, owner: str) -> AdmissionAttempt:
+        return AdmissionAttempt(f"{tag}:{nonce}", owner, 60, bucket, policy)
+
+    verdicts = await c.admission_attempts([
+        attempt("n1", "e1"), attempt("n1", "e2"),  # the second is a replay: it takes no token
+        attempt("n2", "e3"), attempt("n3", "e4"),  # the burst of 2 is spent by e1 and e3
+    ])
+    assert verdicts == [AttemptVerdict.OK, AttemptVerdict.REPLAYED, AttemptVerdict.OK, AttemptVerdict.RATE_LIMITED]
+    # a retried batch: the same owners keep their nonces (the bucket, now empty, still decides)
+    assert await c.admission_attempts([attempt("n1", "e1")]) == [AttemptVerdict.RATE_LIMITED]
+    assert await c.admission_attempts([]) == []
+
+
+async def test_tokens_left_reads_buckets_without_taking(coordination):
+    from fedstream.security.rate_limit import BucketPolicy
+
+    c, clock = coordination
+    bucket, policy = f"contract-{uuid4().hex[:8]}", BucketPolicy(rate_per_s=2, burst=3)
+    assert await c.tokens_left([bucket], policy) == [3.0]  # a new bucket is full
+    assert [await c.take_token(bucket, policy) for _ in range(3)] == [True, True, True]
+    clock.now += 0.25  # half a token refilled
+    assert await c.tokens_left([bucket, f"{bucket}-new"], policy) == [0.5, 3.0]
+    assert await c.tokens_left([bucket], policy) == [0.5]  # reading took nothing
+    assert await c.tokens_left([], policy) == []

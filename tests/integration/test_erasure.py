@@ -1,6 +1,8 @@
 """GDPR on the real stack: export a participant, erase it, and find its identifiers nowhere afterwards —
 not in PostgreSQL (every table of every schema, dumped as text), Redis (every key and value), the blob
-store or exports. Kafka is not searched: topics keep the original events until retention expires them.
+store or exports; its key destroyed even when the process dies between the erasure's commit and the
+destruction. Kafka is not searched: topics keep the original events until retention expires them, and the
+certificate says when that is.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from fedstream.cli.gdpr_cmd import export_bundle, request_erasure, wait_for_certificate
+from fedstream.cli.gdpr_cmd import export_bundle, request_erasure, wait_for_certificate, wait_for_shredding
 from fedstream.participant.simulation import simulate
 from fedstream.storage import tensors
 from fedstream.storage.envelope import BlobShredded, blob_store_for, is_sealed
 from schemas import events as ev
-from schemas.compliance import ERASURE_SCOPE, ErasureCertified, ParticipantErased
+from schemas.compliance import BROKER_RETENTION_CHECK_MS, ERASURE_DEADLINE_DAYS, ERASURE_SCOPE, ErasureCertified, ParticipantErased
 from schemas.federation import ParticipantSpec, parse_spec
 from schemas.topics import AUDIT, SUBMISSIONS
 from services.compliance.verify import verify_database
@@ -90,6 +92,9 @@ async def test_export_then_erasure_leaves_the_participant_nowhere(stack, erased_
     assert [(e["round"], e["model_version"]) for e in certificate["lineage"]] == [(1, 1), (2, 2)]
     assert certificate["shredded_key_ids"] and certificate["pseudonym"].startswith("pn-")
     pseudonym = certificate["pseudonym"]
+    _assert_kafka_copies_bounded(certificate)
+    status = await wait_for_shredding(endpoints, request_id, timeout_s=60)  # recorded by compliance's timer
+    assert status["shredding"] == "complete" and status["keys_destroyed_at"] >= certificate["erased_at"]
     async with TopicLog(endpoints, ERASURE_SCOPE, (AUDIT,)) as log:
         await log.wait_for(lambda lg: any(e.request_id == request_id for e in lg.events(ErasureCertified)))
     async with TopicLog(endpoints, spec.federation_id, (AUDIT,)) as log:
@@ -201,3 +206,123 @@ async def _eventually(condition, timeout_s: float = 30.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"{condition} not met within {timeout_s}s")
         await asyncio.sleep(0.2)
+
+
+def _assert_kafka_copies_bounded(certificate: dict) -> None:
+    """Every topic but the audit topic, as the broker reports it, gone by the erasure deadline."""
+    from datetime import datetime, timedelta
+
+    from schemas.topics import ALL_TOPICS
+
+    copies = {c["topic"]: c for c in certificate["kafka_copies"]}
+    assert set(copies) == {t.name for t in ALL_TOPICS if t is not AUDIT}
+    erased_at = datetime.fromisoformat(certificate["erased_at"])
+    bound = erased_at + timedelta(days=ERASURE_DEADLINE_DAYS, milliseconds=BROKER_RETENTION_CHECK_MS)
+    for topic, copy in copies.items():
+        assert copy["source"] == "broker", topic
+        assert copy["expires_by"] is not None and datetime.fromisoformat(copy["expires_by"]) <= bound, topic
+
+
+# --- a crash between the erasure's commit and the key's destruction --------------------------------------
+
+
+class CrashingKeyring:
+    """The stack's real key manager kind (a local keyring), whose destruction fails while ``crashing``: the
+    process died right after the erasure committed."""
+
+    def __init__(self, directory: Path) -> None:
+        import os
+
+        from fedstream.security.keys import LocalKeyring
+
+        self.inner, self.crashing = LocalKeyring(directory, os.urandom(32)), True
+
+    def __getattr__(self, name):  # noqa: ANN001, ANN204 - the rest of the KeyManager port, unchanged
+        return getattr(self.inner, name)
+
+    def destroy(self, owner: str) -> tuple[str, ...]:
+        if self.crashing:
+            raise ConnectionError("the process died")
+        return self.inner.destroy(owner)
+
+
+@pytest.fixture
+async def own_database(infra):
+    """A database of its own (same server, every migration): the stack's compliance service, whose timer
+    would finish the shredding first, never sees it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from fedstream.storage.postgres import apply_migrations
+
+    name = f"erasure_crash_{uuid4().hex[:8]}"
+    parts = urlsplit(infra.endpoints.database_url)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    admin = await asyncpg.connect(infra.endpoints.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await apply_migrations(url)
+        yield infra.endpoints.model_copy(update={"database_url": url})
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_a_crash_before_the_key_is_destroyed_is_finished_by_the_compliance_timer(own_database, tmp_path):
+    from fedstream.cli.gdpr_cmd import erasure_status
+    from fedstream.messaging.codec import encode
+    from fedstream.messaging.transaction import PostgresTransactions
+    from fedstream.storage.blobs import FileBlobStore
+    from fedstream.storage.envelope import EnvelopeBlobStore
+    from fedstream.storage.postgres import create_pool
+    from schemas.base import utcnow
+    from schemas.compliance import EraseParticipant
+    from schemas.topics import COMMANDS
+    from services.compliance.adapters import PostgresAuditRepository
+    from services.compliance.erasure import ErasureServices
+    from services.compliance.erasure_adapters import KafkaRetentionReader, PostgresErasureStore
+    from services.compliance.erasure_fakes import NoCoordination
+    from services.compliance.export import export_participant
+    from services.compliance.handlers import ComplianceHandlers
+    from tests.tenancy_helpers import enrol
+
+    endpoints, pid = own_database, f"crash-{uuid4().hex[:8]}"
+    keys = CrashingKeyring(tmp_path / "keyring")
+    blobs = EnvelopeBlobStore(FileBlobStore(tmp_path / "blobs"), keys)
+    ref = await blobs.put(b"an update", owner=pid)
+    pool = await create_pool(endpoints.database_url)
+    try:
+        async with pool.acquire() as conn:
+            await enrol(conn, pid, "org-crash")
+
+        def services() -> ErasureServices:
+            return ErasureServices(keys, lambda repo: PostgresErasureStore(repo.conn), NoCoordination(), utcnow,
+                                   KafkaRetentionReader(endpoints))
+
+        transactions = PostgresTransactions(pool, "compliance", PostgresAuditRepository)
+        command = EraseParticipant(source="operator", federation_id=ERASURE_SCOPE, participant_id=pid, requested_by="dpo")
+        async with transactions.begin() as tx:
+            tx.record = encode(command, COMMANDS.name)
+            await ComplianceHandlers(services()).on_erase(command, tx)
+
+        # Committed, but the key survived: its blob still opens, and the database says the key is due.
+        assert await blobs.get(ref) == b"an update"
+        status = await erasure_status(endpoints, command.event_id)
+        assert status["shredding"] == "pending" and status["keys_destroyed_at"] is None
+        _assert_kafka_copies_bounded(status["certificate"])  # read from the real broker
+        async with pool.acquire() as conn:
+            assert (await export_participant(conn, pid))["erasure"]["shredding"] == "pending"
+
+        # Restarted: the compliance service's shredding timer (it also ticks at start) finishes the job.
+        keys.crashing = False
+        await ComplianceHandlers(services()).shred_pending(transactions)
+        with pytest.raises(BlobShredded):
+            await blobs.get(ref)
+        status = await erasure_status(endpoints, command.event_id)
+        assert status["shredding"] == "complete" and status["keys_destroyed_at"] is not None
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM erasure_pending_keys") == 0
+            bundle = await export_participant(conn, pid)
+        assert bundle["erasure"] is None and bundle["tables"] == {}  # nothing names it any more
+        assert _found(await _postgres_dump(endpoints.database_url), (pid,)) == []
+    finally:
+        await pool.close()

@@ -161,3 +161,18 @@ async def test_an_erasure_request_is_a_command_to_compliance(api):
     [event] = publisher.events
     assert isinstance(event, EraseParticipant)
     assert (event.participant_id, event.reason, event.requested_by) == ("pa1", "art. 17", "user-dpo")
+
+
+async def test_a_user_without_a_totp_secret_reads_but_takes_no_privileged_action(api):
+    """What migration 020 leaves for users whose plaintext secret it dropped, until one is re-issued."""
+    client, ports, users, publisher = api
+    from dataclasses import replace
+
+    from fedstream.api.auth import token_hash
+
+    admin = users["admin"]
+    ports.users.users[token_hash(admin.token)] = replace(admin.user, totp_secret=None)
+    assert (await client.get("/federations", headers=admin.headers())).status_code == 200
+    body = {"participant_id": "pc1", "organisation": "org-c", "public_key": KEY}
+    assert (await client.post("/participants", json=body, headers=admin.headers(admin.code()))).status_code == 401
+    assert publisher.events == []

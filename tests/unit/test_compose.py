@@ -16,6 +16,7 @@ import typer
 import yaml
 
 from fedstream.cli.main import app
+from fedstream.connection_security import postgres_url
 from fedstream.observability.settings import ObservabilitySettings
 from fedstream.settings import ServiceSettings, StackSettings
 from fedstream.supervisor import module_of
@@ -28,6 +29,7 @@ INFRA = ("kafka", "postgres", "redis")  # what the services need to run at all
 OBSERVABILITY = ("otel-collector", "jaeger", "prometheus", "grafana")  # what operators watch them with
 RUNTIME = (*SERVICES, KEY_CUSTODY)  # every process `fedstream service <name>` runs
 FRONT_DOORS = ("admin-api",)  # operator-facing, not a stream service
+ONE_SHOT = ("migrate",)  # runs as the database's owner before the services, then exits
 METRICS_PORT = "9464"
 
 
@@ -57,7 +59,7 @@ def _env(service: dict[str, Any]) -> dict[str, str]:
 
 def test_the_services_and_only_infrastructure_besides() -> None:
     assert set(RUNTIME) <= set(SERVICE_DEFS)
-    assert set(SERVICE_DEFS) - set(RUNTIME) == set(INFRA) | set(OBSERVABILITY) | set(FRONT_DOORS)
+    assert set(SERVICE_DEFS) - set(RUNTIME) == set(INFRA) | set(OBSERVABILITY) | set(FRONT_DOORS) | set(ONE_SHOT)
 
 
 def test_the_admin_api_serves_through_the_cli() -> None:
@@ -98,7 +100,9 @@ def test_service_settings_resolve_from_the_compose_env(
         monkeypatch.setenv(key, value)
     endpoints = _settings_class(name).load().resolved()
     assert endpoints.kafka_bootstrap_servers == env["FEDSTREAM_KAFKA_BOOTSTRAP_SERVERS"]
-    assert endpoints.database_url == env["FEDSTREAM_DATABASE_URL"]
+    app_login = postgres_url(env["FEDSTREAM_APP_DATABASE_URL"], password=env["FEDSTREAM_APP_DATABASE_PASSWORD"])
+    assert endpoints.app_database_url == app_login
+    assert endpoints.database_url == app_login  # the only login this container holds
     assert endpoints.redis_url == env["FEDSTREAM_REDIS_URL"]
     assert endpoints.blob_store_url == env["FEDSTREAM_BLOB_STORE_URL"]
 
@@ -107,7 +111,7 @@ def test_service_settings_resolve_from_the_compose_env(
 def test_env_urls_point_at_compose_services(name: str) -> None:
     env = _env(SERVICE_DEFS[name])
     kafka_hosts = [server.rsplit(":", 1)[0] for server in env["FEDSTREAM_KAFKA_BOOTSTRAP_SERVERS"].split(",")]
-    hosts = kafka_hosts + [urlparse(env[k]).hostname for k in ("FEDSTREAM_DATABASE_URL", "FEDSTREAM_REDIS_URL")]
+    hosts = kafka_hosts + [urlparse(env[k]).hostname for k in ("FEDSTREAM_APP_DATABASE_URL", "FEDSTREAM_REDIS_URL")]
     for host in hosts:
         assert host in SERVICE_DEFS, f"{name} points at {host!r}, which the compose file does not define"
 
@@ -118,12 +122,35 @@ def test_kafka_bootstrap_is_an_advertised_internal_listener() -> None:
     assert any(listener.endswith(f"://{bootstrap}") for listener in advertised), advertised
 
 
-def test_database_url_matches_the_postgres_container() -> None:
-    url = urlparse(_env(SERVICE_DEFS[SERVICES[0]])["FEDSTREAM_DATABASE_URL"])
+def test_only_the_migrate_job_holds_the_owner_login_of_the_postgres_container() -> None:
+    url = urlparse(_env(SERVICE_DEFS["migrate"])["FEDSTREAM_DATABASE_URL"])
     pg = _env(SERVICE_DEFS["postgres"])
-    assert (url.username, url.password, url.path.lstrip("/")) == (
-        pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"],
+    assert (url.hostname, url.username, url.password, url.path.lstrip("/")) == (
+        "postgres", pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], pg["POSTGRES_DB"],
     )
+    for name in (*RUNTIME, *FRONT_DOORS):
+        env = _env(SERVICE_DEFS[name])
+        assert "FEDSTREAM_DATABASE_URL" not in env and "FEDSTREAM_DATABASE_PASSWORD" not in env, name
+
+
+@pytest.mark.parametrize(("name", "login"), [*((n, "APP") for n in RUNTIME), ("admin-api", "API")])
+def test_each_container_has_one_application_login_which_migrate_sets(name: str, login: str) -> None:
+    env, migrate = _env(SERVICE_DEFS[name]), _env(SERVICE_DEFS["migrate"])
+    logins = {k for k in env if k.endswith("_DATABASE_URL")}
+    assert logins == {f"FEDSTREAM_{login}_DATABASE_URL"}, f"{name} should hold only the {login} login"
+    url = urlparse(env[f"FEDSTREAM_{login}_DATABASE_URL"])
+    assert url.username == {"APP": "fedstream_app", "API": "fedstream_api"}[login]
+    assert url.hostname == "postgres" and url.password is None  # the password is a separate secret
+    for key in (f"FEDSTREAM_{login}_DATABASE_URL", f"FEDSTREAM_{login}_DATABASE_PASSWORD"):
+        assert migrate[key] == env[key], f"migrate must set the password {name} logs in with ({key})"
+
+
+def test_migrate_runs_once_through_the_cli_before_the_services() -> None:
+    migrate = SERVICE_DEFS["migrate"]
+    assert migrate["command"] == ["stack", "migrate"]
+    assert "migrate" in typer.main.get_command(app).commands["stack"].commands  # type: ignore[attr-defined]
+    assert migrate["restart"] == "no"
+    assert {dep: spec["condition"] for dep, spec in migrate["depends_on"].items()} == {"postgres": "service_healthy"}
 
 
 @pytest.mark.parametrize("name", RUNTIME)
@@ -138,9 +165,9 @@ def test_blob_store_is_the_shared_volume(name: str) -> None:
 def test_services_wait_for_healthy_infrastructure_and_restart(name: str) -> None:
     service = SERVICE_DEFS[name]
     assert service["restart"] == "unless-stopped"
-    assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == dict.fromkeys(
-        INFRA, "service_healthy"
-    )
+    assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == {
+        **dict.fromkeys(INFRA, "service_healthy"), "migrate": "service_completed_successfully",
+    }
 
 
 # --- the compose file as a whole -------------------------------------------------------------------

@@ -12,9 +12,27 @@ from fedstream.messaging.codec import encode
 from fedstream.messaging.transaction import InMemoryTransactions
 from fedstream.security.keys import InMemoryKeyManager, KeyDestroyed
 from schemas import events as ev
-from schemas.compliance import ERASURE_SCOPE, EraseParticipant, ErasureCertified, ParticipantErased
-from schemas.topics import COMMANDS, HEARTBEATS
-from services.compliance.erasure import ErasureServices, audit_source, erase, id_pattern, replace_id, rewrite_json
+from schemas.compliance import (
+    BROKER_RETENTION_CHECK_MS,
+    ERASURE_DEADLINE_DAYS,
+    ERASURE_SCOPE,
+    EraseParticipant,
+    ErasureCertified,
+    ParticipantErased,
+)
+from schemas.topics import ALL_TOPICS, AUDIT, COMMANDS, DEAD_LETTER, HEARTBEATS, SUBMISSIONS
+from services.compliance.erasure import (
+    DeclaredRetention,
+    ErasureServices,
+    TopicRetention,
+    audit_source,
+    erase,
+    id_pattern,
+    kafka_copies,
+    replace_id,
+    rewrite_json,
+    topics_naming_participants,
+)
 from services.compliance.erasure_fakes import InMemoryErasureStore, NoCoordination
 from services.compliance.fakes import InMemoryAuditRepository
 from services.compliance.handlers import ComplianceHandlers
@@ -80,7 +98,7 @@ def command() -> EraseParticipant:
 async def test_an_erasure_rewrites_every_table_and_certifies_what_it_did():
     keys, store = InMemoryKeyManager(), InMemoryErasureStore(tables())
     pseudonym = keys.pseudonym("site-1")
-    outcome = await erase(command(), keys, store, NoCoordination(), NOW)
+    outcome = await erase(command(), keys, store, NoCoordination(), DeclaredRetention(), NOW)
     cert = outcome.certificate
     assert cert.pseudonym == pseudonym and cert.federations == ("f1", "f2") and cert.residual == ()
     assert [(e.federation_id, e.round) for e in cert.lineage] == [("f1", 1)]
@@ -126,3 +144,147 @@ def handlers_events(txs: InMemoryTransactions) -> list:
     from fedstream.messaging.codec import decode
 
     return [decode(r) for r in txs.published]
+
+
+# --- crash-safe shredding ------------------------------------------------------------------------------
+
+
+class CrashingKeyManager(InMemoryKeyManager):
+    """Destroying fails until ``crashing`` is cleared: the process died between commit and destruction."""
+
+    crashing = True
+
+    def destroy(self, owner: str) -> tuple[str, ...]:
+        if self.crashing:
+            raise ConnectionError("the key manager went away")
+        return super().destroy(owner)
+
+
+async def sealed_blob(keys, owner: str):  # noqa: ANN001, ANN201 - test helper
+    from fedstream.storage.blobs import InMemoryBlobStore
+    from fedstream.storage.envelope import EnvelopeBlobStore
+
+    blobs = EnvelopeBlobStore(InMemoryBlobStore(), keys)
+    return blobs, await blobs.put(b"an update of " + owner.encode(), owner=owner)
+
+
+async def test_a_crash_between_commit_and_key_destruction_is_finished_by_the_shredding_timer():
+    from fedstream.storage.envelope import BlobShredded
+
+    keys, store = CrashingKeyManager(), InMemoryErasureStore(tables())
+    blobs, ref = await sealed_blob(keys, "site-1")
+    services = ErasureServices(keys, lambda repo: store, NoCoordination(), lambda: NOW)
+    txs = InMemoryTransactions(InMemoryAuditRepository())
+    async with txs.begin() as tx:
+        tx.record = encode(command(), COMMANDS.name)
+        await ComplianceHandlers(services).on_erase(command(), tx)
+
+    # Committed, key still alive: the blob still opens, and the erasure says the key is due.
+    pseudonym = store.certificates[0].pseudonym
+    assert await blobs.get(ref) == b"an update of site-1"
+    assert store.pending == {pseudonym: "site-1"} and store.keys_destroyed_at == {}
+
+    keys.crashing = False  # the service restarts: its timer runs at start
+    later = NOW.replace(minute=1)
+    restarted = ComplianceHandlers(ErasureServices(keys, lambda repo: store, NoCoordination(), lambda: later))
+    await restarted.shred_pending(txs)
+    with pytest.raises(BlobShredded):
+        await blobs.get(ref)
+    assert store.pending == {} and store.keys_destroyed_at == {pseudonym: later}
+    await restarted.shred_pending(txs)  # nothing left: a second tick changes nothing
+    assert store.keys_destroyed_at == {pseudonym: later}
+
+
+async def test_when_the_key_went_right_after_commit_the_timer_only_records_it():
+    keys, store = InMemoryKeyManager(), InMemoryErasureStore(tables())
+    handlers = ComplianceHandlers(ErasureServices(keys, lambda repo: store, NoCoordination(), lambda: NOW))
+    txs = InMemoryTransactions(InMemoryAuditRepository())
+    async with txs.begin() as tx:
+        tx.record = encode(command(), COMMANDS.name)
+        await handlers.on_erase(command(), tx)
+    assert keys.owners["site-1"] is None  # destroyed after commit, as before
+    pseudonym = store.certificates[0].pseudonym
+    assert list(store.pending) == [pseudonym]  # but not yet recorded as done
+    await handlers.shred_pending(txs)  # destroying again is harmless
+    assert store.pending == {} and store.keys_destroyed_at == {pseudonym: NOW}
+
+
+async def test_a_rolled_back_erasure_leaves_the_key_alone():
+    keys, store = InMemoryKeyManager(), InMemoryErasureStore(tables())
+    keys.pseudonym("site-1")
+    handlers = ComplianceHandlers(ErasureServices(keys, lambda repo: store, NoCoordination(), lambda: NOW))
+    txs = InMemoryTransactions(InMemoryAuditRepository())
+    with pytest.raises(RuntimeError):
+        async with txs.begin() as tx:
+            tx.record = encode(command(), COMMANDS.name)
+            await handlers.on_erase(command(), tx)
+            raise RuntimeError("the transaction fails after the erasure's statements")
+    assert keys.key_ids("site-1")  # no after-commit destruction ran
+
+
+# --- Kafka's copies ----------------------------------------------------------------------------------
+
+DEADLINE = ERASURE_DEADLINE_DAYS * 86_400_000
+
+
+async def test_the_certificate_says_when_each_participant_topics_copies_are_gone():
+    keys, store = InMemoryKeyManager(), InMemoryErasureStore(tables())
+    cert = (await erase(command(), keys, store, NoCoordination(), DeclaredRetention(), NOW)).certificate
+    assert {c.topic for c in cert.kafka_copies} == {t.name for t in ALL_TOPICS if t is not AUDIT}
+    for copy in cert.kafka_copies:
+        assert copy.source == "declared" and copy.expires_by is not None
+        assert (copy.expires_by - NOW).total_seconds() * 1000 <= DEADLINE + BROKER_RETENTION_CHECK_MS, copy.topic
+
+
+def test_copies_expire_after_segment_roll_and_retention_and_never_without_either():
+    day = 86_400_000
+    copies = kafka_copies(TopicRetention("t", retention_ms=29 * day, segment_ms=day, source="broker"), NOW)
+    assert (copies.expires_by - NOW).total_seconds() * 1000 == 30 * day + BROKER_RETENTION_CHECK_MS
+    assert copies.source == "broker"
+    assert kafka_copies(TopicRetention("t", retention_ms=-1, segment_ms=day), NOW).expires_by is None
+    assert kafka_copies(TopicRetention("t", retention_ms=day, segment_ms=day, compacted=True), NOW).expires_by is None
+
+
+def _field_names(model: type, seen: tuple = ()) -> set[str]:
+    """Every field name of a pydantic model, nested models included."""
+    import typing
+
+    from pydantic import BaseModel
+
+    names = set()
+    for name, f in model.model_fields.items():
+        names.add(name)
+        for arg in (f.annotation, *typing.get_args(f.annotation)):
+            for inner in typing.get_args(arg) or (arg,):
+                if isinstance(inner, type) and issubclass(inner, BaseModel) and inner not in seen:
+                    names |= _field_names(inner, (*seen, inner))
+    return names
+
+
+NAMING_FIELDS = {"participant_id", "participant_ids", "participants", "organisation", "subject"}
+
+
+def test_the_audit_topic_which_keeps_everything_for_ever_carries_pseudonyms_only():
+    assert dict(AUDIT.config)["retention.ms"] == "-1"
+    for message in AUDIT.messages:
+        assert not _field_names(message) & NAMING_FIELDS, message.__name__
+    assert "participant_id" in _field_names(SUBMISSIONS.messages[0])  # the scan does find them where they are
+
+
+def test_every_topic_naming_participants_is_bounded_by_the_erasure_deadline():
+    naming = {t for t in ALL_TOPICS if any(_field_names(m) & NAMING_FIELDS for m in t.messages)} | {DEAD_LETTER}
+    assert naming <= set(topics_naming_participants())
+    for topic in topics_naming_participants():
+        config = dict(topic.config)
+        assert int(config["retention.ms"]) + int(config["segment.ms"]) <= DEADLINE, topic.name
+
+
+def test_the_brokers_answer_is_read_per_topic():
+    from services.compliance.erasure_adapters import _parse_resource
+
+    entries = [("retention.ms", "1000", False, 5, False, []), ("segment.ms", "60000", False, 5, False, []),
+               ("cleanup.policy", "delete", False, 5, False, [])]
+    assert _parse_resource((0, None, 2, "fedstream.rounds", entries)) == TopicRetention(
+        "fedstream.rounds", 1000, 60000, compacted=False, source="broker")
+    assert _parse_resource((3, "unknown topic", 2, "nope", [])) is None
+    assert _parse_resource((0, None, 2, "t", entries[:1])) is None  # half an answer: fall back to the declared one

@@ -267,3 +267,47 @@ async def test_once_admitted_a_participants_further_updates_are_duplicates_unrea
     missing = ev.BlobRef(uri="memory://never-written", sha256="4" * 64, size=100)  # reading it would say blob_unavailable
     event = h.keys.sign((await submission(h, "a")).model_copy(update={"update": missing}), h.now)
     assert await reason(await h.deliver(event)) is R.DUPLICATE
+
+
+async def test_a_batch_is_judged_together_and_a_flood_beyond_its_bucket_costs_no_signature_check(h):
+    """Refusing a flood must be cheap: one read of the buckets and one nonce-and-token round trip per batch,
+    and no signature check once the sender's bucket is empty (it would be refused either way)."""
+    from fedstream.messaging.consumer import BatchProcessor, Dispatcher
+    from fedstream.security import signing
+
+    calls, verified = [], []
+    attempts, verify = h.coordination.admission_attempts, signing.verify
+
+    async def counted(batch):
+        calls.append(len(batch))
+        return await attempts(batch)
+
+    def counted_verify(*args):
+        verified.append(args[0].participant_id)
+        return verify(*args)
+
+    h.coordination.admission_attempts = counted
+    burst = int(h.handlers.gate.policy.bucket.burst)
+    flood = [await signed(h, "a") for _ in range(burst + 5)]
+    impostor, honest = await signed(h, "b", signer=a_key_of(h, "a")), await signed(h, "b")
+    replay = honest.model_copy(update={"event_id": uuid4()})  # the event id is a transport id: not signed
+    batch = [*flood, impostor, honest, replay]
+    processor = BatchProcessor(h.txs, Dispatcher(h.handlers.table()), prefetch=h.handlers.prefetch)
+    before = len(h.txs.published)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(signing, "verify", counted_verify)
+        await processor.process([encode(e, "fedstream.submissions") for e in batch])
+    verdicts = [await reason([e]) for e in emitted(h.txs.published[before:])]
+    assert calls == [burst + 2]  # a's burst, b's message and its replay; the impostor fails its claim
+    assert verified == ["a"] * burst + ["b", "b"]
+    assert verdicts[0] == "accepted" and set(verdicts[1:burst]) == {R.DUPLICATE}
+    assert verdicts[burst:len(flood)] == [R.RATE_LIMITED] * 5
+    assert verdicts[len(flood):] == [R.SOURCE_MISMATCH, "accepted", R.REPLAYED]
+
+
+async def test_a_forgery_refused_behind_an_empty_bucket_costs_its_participant_nothing(h):
+    burst = int(h.handlers.gate.policy.bucket.burst)
+    forged = [(await signed(h, "a")).model_copy(update={"num_examples": 10_000}) for _ in range(burst + 3)]
+    for event in forged:  # the forger's own messages use none of a's tokens
+        assert await reason(await h.deliver(event)) is R.SIGNATURE_INVALID
+    assert await reason(await h.deliver(await signed(h, "a"))) == "accepted"

@@ -7,6 +7,7 @@ row-level security, not this code, decides which rows a site operator gets.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -15,6 +16,7 @@ from aiokafka.errors import KafkaError
 from fedstream.api.auth import Principal, User
 from fedstream.api.ports import PublishFailed
 from fedstream.api.models import AuditRowOut, FederationOut, LedgerOut, ParticipantOut, ReleaseOut, RoundOut, VerifyOut
+from fedstream.api.totp_secrets import SealedSecretInvalid, TotpSecretSealer
 from fedstream.messaging.codec import encode
 from fedstream.messaging.kafka import send_records
 from fedstream.storage.tenancy import tenant_transaction
@@ -22,21 +24,36 @@ from schemas.access import ApiRole
 from schemas.base import Event
 from schemas.topics import topic_for
 
+log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 10.0
 MAX_ROWS = 10_000  # one response stays bounded; the audit trail pages with ?after_seq=
 
 
 class PostgresUserDirectory:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    """Users in ``admin_api.users``; their TOTP secrets sealed (fedstream.api.totp_secrets), never in plaintext."""
+
+    def __init__(self, pool: asyncpg.Pool, secrets: TotpSecretSealer) -> None:
+        self.pool, self.secrets = pool, secrets
 
     async def by_token_hash(self, token_sha256: str) -> User | None:
         row = await self.pool.fetchrow(
-            "SELECT user_id, role, tenant, totp_secret, disabled FROM admin_api.users WHERE token_sha256 = $1", token_sha256
+            "SELECT user_id, role, tenant, totp_secret_sealed, disabled FROM admin_api.users WHERE token_sha256 = $1",
+            token_sha256,
         )
         if row is None:
             return None
-        return User(row["user_id"], ApiRole(row["role"]), row["tenant"], row["totp_secret"], row["disabled"])
+        return User(row["user_id"], ApiRole(row["role"]), row["tenant"], await self._open(row), row["disabled"])
+
+    async def _open(self, row: asyncpg.Record) -> str | None:
+        """None: no second factor (none issued since migration 020, or it no longer opens) — privileged
+        actions refuse the user; plain reads still work."""
+        if row["totp_secret_sealed"] is None:
+            return None
+        try:
+            return await self.secrets.open_async(row["user_id"], row["totp_secret_sealed"])
+        except SealedSecretInvalid:
+            log.exception("user %s: TOTP secret unusable, re-issue it (fedstream api user rotate-totp)", row["user_id"])
+            return None
 
     async def spend_totp_step(self, user_id: str, step: int) -> bool:
         # One statement: two requests racing with the same code cannot both spend it.
@@ -46,10 +63,24 @@ class PostgresUserDirectory:
         ))
 
     async def add(self, user_id: str, role: ApiRole, tenant: str | None, token_sha256: str, totp_secret: str) -> None:
+        sealed = await self.secrets.seal_async(user_id, totp_secret)
         await self.pool.execute(
-            "INSERT INTO admin_api.users (user_id, role, tenant, token_sha256, totp_secret) VALUES ($1, $2, $3, $4, $5)",
-            user_id, role.value, tenant, token_sha256, totp_secret,
+            "INSERT INTO admin_api.users (user_id, role, tenant, token_sha256, totp_secret_sealed) VALUES ($1, $2, $3, $4, $5)",
+            user_id, role.value, tenant, token_sha256, sealed,
         )
+
+    async def replace_totp_secret(self, user_id: str, totp_secret: str) -> bool:
+        """A new second factor for an existing user; False if there is no such user."""
+        sealed = await self.secrets.seal_async(user_id, totp_secret)
+        return bool(await self.pool.fetchval(
+            "UPDATE admin_api.users SET totp_secret_sealed = $2 WHERE user_id = $1 RETURNING true", user_id, sealed
+        ))
+
+    async def users_without_totp(self) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT user_id FROM admin_api.users WHERE totp_secret_sealed IS NULL AND NOT disabled ORDER BY user_id"
+        )
+        return [r["user_id"] for r in rows]
 
 
 class PostgresReadStore:

@@ -1,7 +1,8 @@
 """Who is calling, and may they: bearer tokens, roles, and a TOTP second factor for privileged actions.
 
-Tokens are 256-bit random strings, stored only as their SHA-256. A TOTP code is accepted once: the
-directory remembers the last time step each user spent, so an overheard code cannot be replayed.
+Tokens are 256-bit random strings, stored only as their SHA-256. TOTP secrets are stored sealed
+(fedstream.api.totp_secrets). A TOTP code is accepted once: the directory remembers the last time step
+each user spent, so an overheard code cannot be replayed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class User:
     user_id: str
     role: ApiRole
     tenant: str | None
-    totp_secret: str
+    totp_secret: str | None  # None: no second factor issued (or it no longer opens): no privileged action
     disabled: bool = False
 
 
@@ -50,7 +51,7 @@ class Principal:
 
 @dataclass(frozen=True)
 class IssuedCredentials:
-    """Shown once, when a user is added: only the token's hash and the TOTP secret are stored."""
+    """Shown once, when a user is added: only the token's hash and the sealed TOTP secret are stored."""
 
     token: str
     totp_secret: str
@@ -62,14 +63,19 @@ def token_hash(token: str) -> str:
 
 
 def issue_credentials(user_id: str) -> IssuedCredentials:
-    token, secret = secrets.token_urlsafe(32), pyotp.random_base32()
-    uri = pyotp.TOTP(secret).provisioning_uri(name=user_id, issuer_name="fedstream")
-    return IssuedCredentials(token, secret, uri)
+    secret, uri = issue_totp_secret(user_id)
+    return IssuedCredentials(secrets.token_urlsafe(32), secret, uri)
 
 
-def totp_step(secret: str, code: str, now: float) -> int | None:
-    """The time step ``code`` is valid for at ``now`` (within the allowed skew), or None."""
-    if not (len(code) == 6 and code.isascii() and code.isdigit()):
+def issue_totp_secret(user_id: str) -> tuple[str, str]:
+    """A new TOTP secret and its provisioning URI (for an authenticator app's QR code)."""
+    secret = pyotp.random_base32()
+    return secret, pyotp.TOTP(secret).provisioning_uri(name=user_id, issuer_name="fedstream")
+
+
+def totp_step(secret: str | None, code: str, now: float) -> int | None:
+    """The time step ``code`` is valid for at ``now`` (within the allowed skew), or None (also without a secret)."""
+    if secret is None or not (len(code) == 6 and code.isascii() and code.isdigit()):
         return None
     totp = pyotp.TOTP(secret)
     current = int(now // totp.interval)

@@ -38,7 +38,7 @@ def user_add(
     role: ApiRole = typer.Option(..., "--role"),
     tenant: str | None = typer.Option(None, "--tenant", help="the organisation a site_operator acts for"),
 ) -> None:
-    """Add a user; prints its bearer token and TOTP secret once (only the token's hash is stored)."""
+    """Add a user; prints its bearer token and TOTP secret once (the token's hash and the sealed secret are stored)."""
     from pydantic import TypeAdapter, ValidationError
 
     from schemas.base import Identifier
@@ -60,17 +60,42 @@ def user_add(
     console.print(f"  TOTP URI:     {credentials.provisioning_uri}")
 
 
+@user_app.command("rotate-totp")
+def user_rotate_totp(user_id: str = typer.Argument(..., help="an existing user")) -> None:
+    """Issue a user a new TOTP secret (the old one stops working); prints it once. Also how users whose
+    plaintext secret migration 020 dropped get a second factor again."""
+    from fedstream.api.auth import issue_totp_secret
+
+    secret, uri = issue_totp_secret(user_id)
+    if not asyncio.run(_with_directory(lambda users: users.replace_totp_secret(user_id, secret))):
+        console.print(f"[red]no API user {user_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"[green]new TOTP secret for {user_id}[/]; shown once:")
+    console.print(f"  TOTP secret:  {secret}")
+    console.print(f"  TOTP URI:     {uri}")
+
+
 async def _add(user_id: str, role: ApiRole, tenant: str | None):  # noqa: ANN202 - IssuedCredentials
-    from fedstream.api.adapters import PostgresUserDirectory
     from fedstream.api.auth import issue_credentials, token_hash
+
+    credentials = issue_credentials(user_id)
+    await _with_directory(
+        lambda users: users.add(user_id, role, tenant, token_hash(credentials.token), credentials.totp_secret)
+    )
+    return credentials
+
+
+async def _with_directory(use):  # noqa: ANN001, ANN202 - a coroutine function of a PostgresUserDirectory
+    """The user directory on the owner's login (adding users is the owner's; see migration 019), its TOTP
+    secrets sealed under the stack's key manager — the one the API opens them with."""
+    from fedstream.api.adapters import PostgresUserDirectory
+    from fedstream.api.bootstrap import totp_sealer
     from fedstream.storage.postgres import apply_migrations, create_pool
 
-    database_url = StackSettings().resolved().database_url
-    await apply_migrations(database_url)
-    credentials = issue_credentials(user_id)
-    pool = await create_pool(database_url, max_size=1)
+    endpoints = StackSettings().resolved()
+    await apply_migrations(endpoints.database_url)
+    pool = await create_pool(endpoints.database_url, max_size=1)
     try:
-        await PostgresUserDirectory(pool).add(user_id, role, tenant, token_hash(credentials.token), credentials.totp_secret)
+        return await use(PostgresUserDirectory(pool, totp_sealer(endpoints)))
     finally:
         await pool.close()
-    return credentials

@@ -1,4 +1,9 @@
-"""`fedstream gdpr erase|export`: the right to be forgotten and data portability (GDPR art. 17, 20)."""
+"""`fedstream gdpr erase|status|erasures|export`: the right to be forgotten and data portability (GDPR art. 17, 20).
+
+An erasure is complete once its key is destroyed (``shredding``: ``complete``); until then it is ``pending``
+(the compliance service finishes it on its own, see services/compliance/erasure.py). ``unknown``: an erasure
+made before migration 020, which did not record it (repeat the request to be sure: it is idempotent).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +40,26 @@ def erase(
     if wait:
         certificate = asyncio.run(wait_for_certificate(endpoints, request_id, timeout_s))
         console.print_json(json.dumps(certificate))
+        status = asyncio.run(wait_for_shredding(endpoints, request_id, timeout_s))
+        console.print(f"key destroyed at {status['keys_destroyed_at']}; {kafka_summary(status)}")
+
+
+@gdpr_app.command("status")
+def status(request_id: UUID = typer.Argument(..., help="the erasure request id `gdpr erase` printed")) -> None:
+    """An erasure's certificate, whether its key is destroyed yet, and until when Kafka holds copies."""
+    found = asyncio.run(erasure_status(StackSettings().resolved(), request_id))
+    if found is None:
+        console.print(f"[red]no erasure recorded for {request_id}[/]")
+        raise typer.Exit(1)
+    console.print_json(json.dumps(found, default=str))
+
+
+@gdpr_app.command("erasures")
+def erasures() -> None:
+    """Every erasure carried out: when, under which pseudonym, and whether its shredding is complete."""
+    for e in asyncio.run(all_erasures(StackSettings().resolved())):
+        colour = {"complete": "green", "pending": "yellow"}.get(e["shredding"], "red")
+        console.print(f"{e['request_id']}  {e['erased_at']}  {e['pseudonym']}  [{colour}]{e['shredding']}[/]  {kafka_summary(e)}")
 
 
 @gdpr_app.command("export")
@@ -84,6 +109,72 @@ async def wait_for_certificate(endpoints: Endpoints, request_id: UUID, timeout_s
             await asyncio.sleep(0.5)
     finally:
         await conn.close()
+
+
+STATUS = """
+SELECT e.request_id, e.pseudonym, e.erased_at, e.keys_destroyed_at, e.certificate::text AS certificate,
+       EXISTS (SELECT 1 FROM erasure_pending_keys p WHERE p.pseudonym = e.pseudonym) AS pending
+FROM erasures e
+"""
+
+
+def shredding_state(keys_destroyed_at: Any, pending: bool) -> str:
+    if keys_destroyed_at is not None:
+        return "complete"
+    return "pending" if pending else "unknown"
+
+
+def _status(row: Any) -> dict[str, Any]:
+    certificate = json.loads(row["certificate"])
+    copies = certificate.get("kafka_copies", [])
+    expiries = [c["expires_by"] for c in copies]
+    return {
+        "request_id": str(row["request_id"]), "pseudonym": row["pseudonym"], "erased_at": row["erased_at"].isoformat(),
+        "shredding": shredding_state(row["keys_destroyed_at"], row["pending"]),
+        "keys_destroyed_at": row["keys_destroyed_at"].isoformat() if row["keys_destroyed_at"] else None,
+        # When the last broker copy naming the participant is gone; None: some topic keeps them for ever.
+        "kafka_copies_gone_by": (max(expiries) if expiries and None not in expiries else None),
+        "kafka_copies_kept_forever": [c["topic"] for c in copies if c["expires_by"] is None],
+        "certificate": certificate,
+    }
+
+
+def kafka_summary(status: dict[str, Any]) -> str:
+    if status["kafka_copies_kept_forever"]:
+        return f"Kafka keeps copies for ever on {', '.join(status['kafka_copies_kept_forever'])}"
+    if status["kafka_copies_gone_by"] is None:
+        return "Kafka copies: not certified (an erasure made before they were)"
+    return f"Kafka copies gone by {status['kafka_copies_gone_by']}"
+
+
+async def erasure_status(endpoints: Endpoints, request_id: UUID) -> dict[str, Any] | None:
+    conn = await connect(endpoints.database_url)
+    try:
+        row = await conn.fetchrow(STATUS + " WHERE e.request_id = $1", request_id)
+    finally:
+        await conn.close()
+    return None if row is None else _status(row)
+
+
+async def all_erasures(endpoints: Endpoints) -> list[dict[str, Any]]:
+    conn = await connect(endpoints.database_url)
+    try:
+        return [_status(r) for r in await conn.fetch(STATUS + " ORDER BY e.erased_at")]
+    finally:
+        await conn.close()
+
+
+async def wait_for_shredding(endpoints: Endpoints, request_id: UUID, timeout_s: float = 120.0) -> dict[str, Any]:
+    """The erasure's status once its key is destroyed (polled with a deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await erasure_status(endpoints, request_id)
+        if found is not None and found["shredding"] == "complete":
+            return found
+        if time.monotonic() > deadline:
+            state = "no erasure" if found is None else found["shredding"]
+            raise TimeoutError(f"erasure {request_id}: key not destroyed within {timeout_s}s ({state}; is compliance running?)")
+        await asyncio.sleep(0.5)
 
 
 async def export_bundle(endpoints: Endpoints, participant_id: str) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from fedstream.connection_security import redacted
-from fedstream.messaging.kafka import ensure_topics
-from fedstream.settings import Endpoints, StackSettings
-from fedstream.storage.postgres import apply_migrations
+from fedstream.messaging.kafka import align_topic_configs, ensure_topics
+from fedstream.settings import Endpoints, StackSettings, logins_apart_from
+from fedstream.storage.postgres import prepare_database
 
 app = typer.Typer(help="Start, stop and inspect the local stack (Apache Kafka KRaft, PostgreSQL, Redis).")
 console = Console()
@@ -28,8 +28,9 @@ def bring_up(settings: StackSettings) -> Endpoints:
 
 
 async def _provision(endpoints: Endpoints) -> None:
-    await apply_migrations(endpoints.database_url)
+    await prepare_database(endpoints.database_url, endpoints.login_urls)  # as the owner, before any service starts
     await ensure_topics(endpoints)
+    await align_topic_configs(endpoints)  # topics an older version created get today's retention too
 
 
 @app.command()
@@ -40,6 +41,19 @@ def up() -> None:
     console.print(f"[green]stack up[/]: kafka {endpoints.kafka_bootstrap_servers} ({endpoints.kafka_flavour}), "
                   f"postgres {redacted(endpoints.database_url)}, redis {redacted(endpoints.redis_url)}")
     status()
+
+
+@app.command()
+def migrate() -> None:
+    """As the owner (FEDSTREAM_DATABASE_URL): apply the migrations, then set the application logins'
+    passwords (FEDSTREAM_APP_DATABASE_PASSWORD, FEDSTREAM_API_DATABASE_PASSWORD) where given.
+
+    What a deployment runs once before the services (compose: the `migrate` job); they only wait for it."""
+    urls = StackSettings().resolved_database()
+    owner = urls["database_url"]
+    applied = asyncio.run(prepare_database(owner, logins_apart_from(owner, urls["app_database_url"], urls["api_database_url"])))
+    console.print(f"[green]migrated[/] {redacted(owner)}: "
+                  f"{', '.join(applied) if applied else 'nothing new'}")
 
 
 @app.command()

@@ -198,24 +198,35 @@ class EventConsumer:
                 await self._process_with_retry(tp, [to_record(m) for m in messages], messages[-1].offset)
 
     async def _process_with_retry(self, tp: TopicPartition, records: list[Record], last_offset: int) -> None:
-        backoff = self.retry.initial_backoff_s
-        while True:
-            try:
-                started = time.perf_counter()
-                self.handled += await self.processor.process(records)
-                elapsed = time.perf_counter() - started
-                metrics.batch_duration.record(elapsed, {"topic": tp.topic})
-                log.debug("batch of %d from %s in %.1f ms", len(records), tp, elapsed * 1000)
-                break
-            except TRANSIENT_ERRORS as exc:
-                if self._stopping.is_set():
-                    return  # not committed: the batch is redelivered after restart, and deduplicated
-                log.warning("transient error on %s: %s; retrying the batch in %.1fs", tp, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.retry.max_backoff_s)
+        handled = await process_with_retry(self.processor, records, self.retry, self._stopping, tp.topic)
+        if handled is None:
+            return  # stopping: not committed, the batch is redelivered after restart and deduplicated
+        self.handled += handled
         self.on_commit()
         try:
             await self.consumer.commit({tp: last_offset + 1})
         except (CommitFailedError, KafkaError) as exc:
             # A rebalance took the partition: the new owner redelivers, and the inbox makes that a no-op.
             log.warning("offset commit for %s failed (%s); redelivery will be deduplicated", tp, exc)
+
+
+async def process_with_retry(
+    processor: BatchProcessor, records: list[Record], retry: RetryPolicy, stopping: asyncio.Event, label: str = "batch"
+) -> int | None:
+    """Handle ``records`` in one transaction, retrying transient errors with backoff; how many events were
+    handled, or None if told to stop while retrying (nothing committed)."""
+    backoff = retry.initial_backoff_s
+    while True:
+        try:
+            started = time.perf_counter()
+            handled = await processor.process(records)
+            elapsed = time.perf_counter() - started
+            metrics.batch_duration.record(elapsed, {"topic": label})
+            log.debug("batch of %d (%s) in %.1f ms", len(records), label, elapsed * 1000)
+            return handled
+        except TRANSIENT_ERRORS as exc:
+            if stopping.is_set():
+                return None
+            log.warning("transient error on %s: %s; retrying the batch in %.1fs", label, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, retry.max_backoff_s)

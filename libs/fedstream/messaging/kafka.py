@@ -19,7 +19,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
 from fedstream.messaging.codec import Record
@@ -141,6 +142,31 @@ async def ensure_topics(where: Endpoints | str, topics: tuple[Topic, ...] = ALL_
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def align_topic_configs(endpoints: Endpoints, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
+    """Bring existing topics to their declared settings (``Topic.config``, e.g. retention bounded by the
+    erasure deadline): topics created by an older version keep the settings they were created with
+    otherwise. Returns the topics the broker refused to change (logged; e.g. a broker without
+    AlterConfigs, or a login without the right): the erasure certificate reports the retention that applies."""
+    declared = [t for t in topics if t.config]
+    if not declared:
+        return []
+    admin = make_admin(endpoints, "fedstream-provisioner")
+    await admin.start()
+    try:
+        responses = await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t.name, configs=dict(t.config)) for t in declared]
+        )
+    except KafkaError as exc:
+        log.warning("could not align topic settings (%s): topics keep the settings they were created with", exc)
+        return [t.name for t in declared]
+    finally:
+        await admin.close()
+    refused = [(name, code, message) for response in responses for code, message, _, name in response.resources if code]
+    for name, code, message in refused:
+        log.warning("broker refused the declared settings of %s (error %d: %s)", name, code, message)
+    return [name for name, _, _ in refused]
 
 
 async def wait_caught_up(endpoints: Endpoints, group: str, topics: tuple[Topic, ...], timeout: float = 60) -> None:

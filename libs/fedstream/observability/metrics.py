@@ -30,6 +30,10 @@ round_duration = _meter.create_histogram("fedstream.round.duration", unit="s", d
 round_metric = _meter.create_gauge("fedstream.round.metric", description="Latest released model's federated metrics")
 privacy_epsilon = _meter.create_gauge("fedstream.privacy.epsilon", description="Cumulative ε per participant")
 budget_exhausted = _meter.create_counter("fedstream.privacy.budget_exhausted", description="Updates refused for budget")
+messages_refused = _meter.create_counter(
+    "fedstream.messages.refused",
+    description="Participant messages (heartbeats, evaluation reports) refused by signature checks, by service, type and reason",
+)
 live_participants = _meter.create_gauge("fedstream.live_participants", description="Participants with a live heartbeat")
 expected_participants = _meter.create_gauge("fedstream.expected_participants", description="Participants enrolled")
 alerts_raised = _meter.create_counter(

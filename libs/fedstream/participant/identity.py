@@ -35,10 +35,13 @@ from schemas.identity import (
     RegisterBaa,
     RevokeParticipantKey,
 )
-from schemas.topics import COMMANDS, IDENTITY, OPERATOR, topic_for
+from schemas.topics import COMMANDS, IDENTITY, INGESTION, OPERATOR, VALIDATION, topic_for
 
 E = TypeVar("E", bound=Event)
 SIMULATED_BAA = "simulated-baa"
+# Services that check participants' signatures against their own projection of the identity topic: a
+# participant may publish once each has seen its key, or its first messages would be refused as unknown.
+VERIFIERS = (INGESTION, VALIDATION)
 
 
 @dataclass
@@ -61,7 +64,8 @@ class ParticipantKeys:
         return signing.public_key_text(self.key(participant_id))
 
     def sign(self, event: E, now: datetime | None = None) -> E:
-        """Sign a submission as its participant (``event.participant_id``) for the topic it travels on."""
+        """Sign a participant's message (submission, heartbeat, evaluation report) as its participant
+        (``event.participant_id``) for the topic it travels on."""
         return signing.sign(event, topic_for(type(event)).name, self.key(event.participant_id), now or utcnow())
 
 
@@ -100,8 +104,9 @@ async def enrol(endpoints: Endpoints, participants: Iterable[tuple[str, str]], k
 
 
 async def issue(endpoints: Endpoints, commands: list[Event], timeout: float = 120) -> None:
-    """Publish identity commands, wait for the registry's facts, then for ingestion to have projected them.
-    Raises ``EnrolmentRefused`` with the registry's reasons if it refused any."""
+    """Publish identity commands, wait for the registry's facts, then for every service that verifies
+    participants' signatures (ingestion, validation) to have projected them. Raises ``EnrolmentRefused``
+    with the registry's reasons if it refused any."""
     async with _IdentityWatch(endpoints) as watch:
         producer = make_producer(endpoints, "fedstream-enrolment")
         await producer.start()
@@ -110,7 +115,8 @@ async def issue(endpoints: Endpoints, commands: list[Event], timeout: float = 12
         finally:
             await producer.stop()
         await watch.wait_for(commands, timeout)
-    await wait_caught_up(endpoints, "fedstream-ingestion", (IDENTITY,), timeout)
+    for service in VERIFIERS:
+        await wait_caught_up(endpoints, f"fedstream-{service}", (IDENTITY,), timeout)
 
 
 class _IdentityWatch:

@@ -84,7 +84,7 @@ class ParticipantRuntime:
         keys: ParticipantKeys | None = None,
     ) -> None:
         self.federation_id = federation_id
-        self.keys = keys or default_keys()  # every submission is signed with its participant's enrolled key
+        self.keys = keys or default_keys()  # every message it publishes is signed with its participant's enrolled key
         self.local = {p.participant_id: p for p in participants}
         self.consumer, self.producer, self.blobs = consumer, producer, blobs
         self.executor = ThreadPoolExecutor(max_workers=training_threads, thread_name_prefix="train")
@@ -247,13 +247,13 @@ class ParticipantRuntime:
         for pid, p in self.local.items():
             result = await loop.run_in_executor(self.executor, evaluate, spec, weights, p.data)
             self.stats[pid].evaluated += 1
-            reports.append(
+            reports.append(self.keys.sign(
                 ev.EvaluationReported(
                     source=f"{PARTICIPANT}/{pid}", federation_id=self.federation_id, participant_id=pid,
                     round=aggregated.round, candidate_sha256=aggregated.aggregate.sha256, num_examples=result.num_examples,
                     loss=float(result.loss), accuracy=float(result.accuracy), auc=None if result.auc is None else float(result.auc),
                 )
-            )
+            ))
         await self._publish(reports, traceparent)
 
     async def _publish(self, events: list[Event], traceparent: str) -> None:
@@ -261,11 +261,12 @@ class ParticipantRuntime:
 
     async def _heartbeats(self) -> None:
         while True:
+            # signed each beat (a fresh nonce and time): receivers refuse a replayed or stale one
             beats = [
-                ev.ParticipantHeartbeat(
+                self.keys.sign(ev.ParticipantHeartbeat(
                     source=f"{PARTICIPANT}/{pid}", federation_id=self.federation_id, participant_id=pid,
                     ttl_s=self.heartbeat_s * 3,
-                )
+                ))
                 for pid in self.local
             ]
             try:

