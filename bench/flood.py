@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -26,7 +28,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.actors import KEYS, BenchParticipants, federation_spec
-from fedstream.messaging.codec import MalformedMessage, decode, encode
+from fedstream.messaging.codec import MalformedMessage, Record, decode, encode
 from fedstream.messaging.consumer import to_record
 from fedstream.messaging.kafka import client_security, make_producer, send_records
 from fedstream.settings import Endpoints
@@ -101,6 +103,21 @@ async def honest_pace(actors: BenchParticipants, watch: AdmissionWatch, honest: 
     return [watch.decided[u][0] - t for u, t in sent.items()]
 
 
+def publish(endpoints: Endpoints, records: list[Record]) -> None:
+    """The flooder's process: publish ``records`` as fast as its producer allows."""
+
+    async def run() -> None:
+        producer = make_producer(endpoints, "bench-flooder")
+        await producer.start()
+        try:
+            await send_records(producer, records)
+        finally:
+            await producer.stop()
+
+    if records:
+        asyncio.run(run())
+
+
 def summary(latencies: list[float]) -> dict:
     values = np.asarray(latencies)
     return {"p50_ms": float(np.percentile(values, 50) * 1000), "p99_ms": float(np.percentile(values, 99) * 1000),
@@ -117,15 +134,14 @@ async def one_run(endpoints: Endpoints, honest_n: int, flood_n: int, per_partici
         async with AdmissionWatch(endpoints, spec.federation_id) as watch:
             baseline = await honest_pace(actors, watch, honest, per_participant, interval_s)
             flood = [submission(actors, flooder) for _ in range(flood_n)]  # signed before the clock starts
-            # The flooder is another client: its records must not queue in the honest participants' producer.
-            flooder_producer = make_producer(endpoints, "bench-flooder")
-            await flooder_producer.start()
-            try:
-                flooding = asyncio.create_task(send_records(flooder_producer, [encode(e, SUBMISSIONS.name) for e in flood]))
+            # The flooder is another client on another machine: its own process, so that producing the
+            # flood neither queues in the honest participants' producer nor holds up this event loop.
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as flooder_process:
+                await asyncio.get_running_loop().run_in_executor(flooder_process, publish, endpoints, [])  # started
+                flooding = asyncio.get_running_loop().run_in_executor(
+                    flooder_process, publish, endpoints, [encode(e, SUBMISSIONS.name) for e in flood])
                 during = await honest_pace(actors, watch, honest, per_participant, interval_s)
                 await flooding
-            finally:
-                await flooder_producer.stop()
             await watch.wait_all({e.update_id for e in flood})
             outcomes = Counter(
                 "accepted" if isinstance(d, ev.UpdateAccepted) else d.reason.value

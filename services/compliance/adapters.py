@@ -24,6 +24,7 @@ class PostgresAuditRepository:
         self.conn = conn
         self._head: AuditRow | None = None
         self._locked = False
+        self._unwritten: list[AuditRow] = []  # appended, written in one statement by flush()
 
     async def lock_head(self) -> AuditRow | None:
         if not self._locked:
@@ -33,19 +34,28 @@ class PostgresAuditRepository:
         return self._head
 
     async def append(self, r: AuditRow) -> None:
-        e = r.entry
-        await self.conn.execute(
-            f"INSERT INTO audit_trail ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
-            r.seq, e.event_id, e.event_type, e.topic, e.federation_id, e.round, e.source, e.occurred_at,
-            e.payload_sha256, r.prev_hash, r.row_hash,
-        )
-        self._head = r  # only once the row is in: a failed insert leaves the head where it was
+        """Chained here, written by ``flush`` (before the transaction commits, or before any read): a batch
+        of events costs one statement, not a round trip each. Appending is each handler's last step, so no
+        savepoint can roll back a row kept here (see ComplianceHandlers.on_any_event)."""
+        self._unwritten.append(r)
+        self._head = r
+
+    async def flush(self) -> None:
+        rows, self._unwritten = self._unwritten, []
+        if rows:
+            await self.conn.executemany(
+                f"INSERT INTO audit_trail ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+                [(r.seq, r.entry.event_id, r.entry.event_type, r.entry.topic, r.entry.federation_id, r.entry.round,
+                  r.entry.source, r.entry.occurred_at, r.entry.payload_sha256, r.prev_hash, r.row_hash) for r in rows],
+            )
 
     async def rows_after(self, seq: int) -> list[AuditRow]:
+        await self.flush()
         rows = await self.conn.fetch(f"SELECT {COLUMNS} FROM audit_trail WHERE seq > $1 ORDER BY seq", seq)
         return [to_row(r) for r in rows]
 
     async def has_rows_after(self, seq: int, other_than: str) -> bool:
+        await self.flush()
         return await self.conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM audit_trail WHERE seq > $1 AND event_type <> $2)", seq, other_than
         )

@@ -15,6 +15,9 @@ class InMemoryAuditRepository:
     async def append(self, row: AuditRow) -> None:
         self.rows.append(row)
 
+    async def flush(self) -> None:
+        """Nothing to write: appended rows are in place already."""
+
     async def rows_after(self, seq: int) -> list[AuditRow]:
         return [r for r in self.rows if r.seq > seq]
 

@@ -41,6 +41,7 @@ class ComplianceHandlers:
         # Appending is the handler's last step, so a savepoint that rolls this event back can only do so
         # before the row (and the repository's remembered head) changed.
         await tx.repo.append(chain(await tx.repo.lock_head(), entry))
+        tx.before_commit(tx.repo.flush)  # the batch's rows go in one statement
 
     def _source(self, source: str) -> str:
         """The append-only trail never holds a participant's id: it records its keyed pseudonym instead, so

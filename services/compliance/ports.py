@@ -10,7 +10,11 @@ class AuditRepository(Protocol):
     async def lock_head(self) -> AuditRow | None:
         """The last row, with appends serialised until this transaction ends."""
 
-    async def append(self, row: AuditRow) -> None: ...
+    async def append(self, row: AuditRow) -> None:
+        """Chain ``row`` on; it may be written only at ``flush`` (which the handler runs before commit)."""
+
+    async def flush(self) -> None:
+        """Write what ``append`` kept back."""
 
     async def rows_after(self, seq: int) -> list[AuditRow]:
         """The rows after ``seq``, in order."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from uuid import UUID
 
 from fedstream.messaging.transaction import Transaction
 from fedstream.security.message_auth import Refused
@@ -32,6 +33,9 @@ Tx = Transaction[HealthRepository]
 class HealthMonitor:
     def __init__(self, policy: AlertPolicy = AlertPolicy(), clock: Callable[[], datetime] = utcnow) -> None:
         self.policy, self.clock = policy, clock
+        # Alerts known to be claimed (committed): a condition that keeps holding — every refusal of a flood
+        # beyond the error-rate threshold — costs no database round trip to learn it was raised already.
+        self._claimed: set[UUID] = set()
 
     def table(self) -> dict[type, Callable]:
         return {
@@ -166,10 +170,17 @@ class HealthMonitor:
                 await self._raise(tx, rules.participant_left(d.federation_id, d.participant_id, d.session, d.last_seen,
                                                              d.ttl_s, now))
 
-    @staticmethod
-    async def _raise(tx: Transaction, alert: AlertRaised | None) -> None:
-        if alert is not None and await tx.repo.claim_alert(alert):
+    async def _raise(self, tx: Transaction, alert: AlertRaised | None) -> None:
+        if alert is None or alert.event_id in self._claimed:
+            return
+        if await tx.repo.claim_alert(alert):
             tx.emit(alert)
+        tx.after_commit(lambda: self._remember(alert.event_id))
+
+    def _remember(self, alert_id: UUID) -> None:
+        if len(self._claimed) >= 10_000:  # bounded: forgetting only costs a round trip that answers "claimed"
+            self._claimed.clear()
+        self._claimed.add(alert_id)
 
 
 def _training_config(quorum: int, local_epochs: int, learning_rate: float, batch_size: int) -> dict[str, float]:

@@ -91,6 +91,8 @@ async def test_the_audit_trail_appends_after_its_head(audit_repo):
     following = chain(row, AuditEntry(uuid4(), entry.event_type, entry.topic, entry.federation_id, 2, "registry", T0, "c" * 64))
     await audit_repo.append(following)
     assert (await audit_repo.lock_head()).seq == row.seq + 1
+    await audit_repo.flush()  # what the handler has run before its transaction commits
+    assert await audit_repo.rows_after(row.seq - 1) == [row, following]
 
 
 async def test_validation_collects_reports_for_the_candidate_only(validation_repo):

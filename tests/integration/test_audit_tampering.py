@@ -75,6 +75,7 @@ async def _fill_and_checkpoint(url: str, key: Ed25519PrivateKey) -> None:
             async with transactions.begin() as tx:
                 while (head := await tx.repo.lock_head()) is None or head.seq < target:
                     await tx.repo.append(chain(head, entry(0 if head is None else head.seq + 1)))
+                tx.before_commit(tx.repo.flush)
             await checkpointer.tick(transactions)
         async with pool.acquire() as conn:
             stored = await read_checkpoints(conn)

@@ -98,3 +98,29 @@ async def test_a_poison_message_mid_batch_is_isolated_and_the_others_are_handled
     # what committed: exactly one echo per good event (the rolled-back fast path left nothing behind)
     echoes = [decode(r) for r in txs.published if r.topic != "fedstream.deadletter"]
     assert sorted(str(e.update_id) for e in echoes) == sorted(str(e.update_id) for e in good)
+
+
+async def test_writes_kept_back_by_a_repository_are_flushed_once_just_before_commit():
+    flushed = []
+
+    class Batching:
+        def __init__(self):
+            self.kept = []
+
+        async def flush(self):
+            flushed.append(list(self.kept))
+            self.kept.clear()
+
+    repo = Batching()
+    txs = InMemoryTransactions(repo=repo, consumer="test")
+    async with txs.begin() as tx:
+        for n in range(3):
+            repo.kept.append(n)
+            tx.before_commit(repo.flush)  # once per append, run once
+    assert flushed == [[0, 1, 2]]
+    with pytest.raises(RuntimeError):
+        async with txs.begin() as tx:
+            repo.kept.append(3)
+            tx.before_commit(repo.flush)
+            raise RuntimeError("rolled back")
+    assert flushed == [[0, 1, 2]]  # a failed transaction writes nothing

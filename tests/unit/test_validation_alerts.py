@@ -205,6 +205,25 @@ async def test_most_of_a_participants_updates_rejected_in_a_window_is_a_high_err
     assert (high.severity, high.subject, high.value, high.threshold) == (AlertSeverity.WARNING, "a", 0.75, 0.5)
 
 
+async def test_a_condition_that_keeps_holding_is_looked_up_once_after_its_alert_is_claimed():
+    """A flood of refusals beyond the error-rate threshold must not cost a database round trip each."""
+    s = Stream()
+    claims = []
+    claim = s.store.claim_alert
+
+    async def counted(alert):
+        claims.append(alert.kind)
+        return await claim(alert)
+
+    s.store.claim_alert = counted
+    await s.deliver(accepted("a", secs(1)), *(rejected("a", R.STALE_ROUND, secs(2 + i)) for i in range(20)))
+    assert len(s.alerts(K.HIGH_ERROR_RATE)) == 1
+    assert claims.count(K.HIGH_ERROR_RATE) == 1  # then known claimed: no further lookups this window
+    await s.deliver(rejected("a", R.STALE_ROUND, secs(POLICY.window_s + 5)), rejected("a", R.STALE_ROUND, secs(POLICY.window_s + 6)),
+                    rejected("a", R.STALE_ROUND, secs(POLICY.window_s + 7)), rejected("a", R.STALE_ROUND, secs(POLICY.window_s + 8)))
+    assert len(s.alerts(K.HIGH_ERROR_RATE)) == 2  # a new window is a new condition
+
+
 async def test_a_few_rejections_among_many_or_too_few_updates_are_not_a_rate():
     s = Stream()
     await s.deliver(*(accepted("a", secs(i)) for i in range(3)), rejected("a", R.STALE_ROUND, secs(4)),

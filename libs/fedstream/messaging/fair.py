@@ -18,6 +18,7 @@ are dropped from the lanes: its new owner handles them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -136,7 +137,7 @@ class FairEventConsumer:
         lane_of: LaneOf,
         on_commit: Callable[[], None] = lambda: None,
         retry: RetryPolicy = RetryPolicy(),
-        step_size: int = 16,
+        step_size: int = 8,
         max_queued: int = 20_000,
     ) -> None:
         self.consumer, self.processor, self.lane_of, self.on_commit, self.retry = consumer, processor, lane_of, on_commit, retry
@@ -144,31 +145,61 @@ class FairEventConsumer:
         self.lanes = Lanes()
         self.committer = OffsetCommitter(consumer)
         self._stopping = asyncio.Event()
+        self._arrived, self._room = asyncio.Event(), asyncio.Event()  # records fetched; room in the lanes
         self.handled = 0
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
+        """Steps while records wait; fetching runs beside it (``_fetch_forever``), so what arrives behind a
+        flood is in its lane by the next step rather than after the steps ahead of it."""
+        fetching = asyncio.create_task(self._fetch_forever(), name="fair-fetch")
         try:
             while not self._stopping.is_set():
-                if self.lanes.queued < self.max_queued:
-                    # With work waiting, only pick up what has already arrived; otherwise wait for some.
-                    await self._fetch(timeout_ms=0 if self.lanes.queued else 200)
+                self._arrived.clear()
+                if not self.lanes.queued:
+                    await self._until_arrival(fetching)
+                    continue
                 self._forget_lost_partitions()
                 step = self.lanes.next_step(self.step_size)
+                self._room.set()
                 if step and not await self._process(step):
                     return
         finally:
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetching
             await self.committer.flush()
 
-    async def _fetch(self, timeout_ms: int) -> None:
-        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
+    async def _until_arrival(self, fetching: asyncio.Task[None]) -> None:
+        arrived = asyncio.create_task(self._arrived.wait())
+        try:
+            await asyncio.wait({arrived, fetching}, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            arrived.cancel()
+        if fetching.done():
+            fetching.result()  # the fetcher failed: so does this loop (the service restarts)
+
+    async def _fetch_forever(self) -> None:
+        while not self._stopping.is_set():
+            if self.lanes.queued >= self.max_queued:  # back-pressure: wait until steps make room
+                self._room.clear()
+                await self._room.wait()
+                continue
+            if await self._fetch(timeout_ms=200):
+                self._arrived.set()
+
+    async def _fetch(self, timeout_ms: int) -> int:
+        # Take everything fetched so far (not a few hundred): the fetcher asks the broker for more of a
+        # partition only once what it holds of it is taken, and what waits behind a flood must be seen.
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_queued - self.lanes.queued)
         for tp, messages in batches.items():
             for message in messages:
                 record = to_record(message)
                 lane = self.lane_of(record) or f"partition:{tp.topic}:{tp.partition}"
                 self.lanes.add(lane, Pending(tp, message.offset, record))
+        return sum(map(len, batches.values()))
 
     def _forget_lost_partitions(self) -> None:
         lost = self.lanes.partitions() - set(self.consumer.assignment())

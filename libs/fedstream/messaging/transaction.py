@@ -35,6 +35,8 @@ class Transaction(Generic[R]):
     events: list[Event] = field(default_factory=list)  # what ``outgoing`` holds, as events (for metrics)
     # Work that may only happen once this transaction's effects are durable (e.g. warming a cache).
     committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
+    # Writes a repository batched up to here, done just before the commit (each registered once).
+    pre_commit: dict[int, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     _claim: Callable[[str, list[UUID]], Awaitable[set[UUID]]] | None = None
 
     async def first_delivery(self, event_id: UUID) -> bool:
@@ -54,6 +56,14 @@ class Transaction(Generic[R]):
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.committed_callbacks.append(callback)
+
+    def before_commit(self, flush: Callable[[], Awaitable[None]]) -> None:
+        """Run ``flush`` (once, however often registered) in this transaction just before it commits."""
+        self.pre_commit.setdefault(id(getattr(flush, "__self__", flush)), flush)
+
+    async def run_pre_commit(self) -> None:
+        for flush in self.pre_commit.values():
+            await flush()
 
     def dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
         headers = list(record.headers) + [
@@ -87,6 +97,7 @@ class PostgresTransactions(Generic[R]):
                 self._connections[id(tx)] = conn
                 try:
                     yield tx
+                    await tx.run_pre_commit()
                     await write_outbox(conn, self.service, tx.outgoing)
                 finally:
                     del self._connections[id(tx)]
@@ -153,6 +164,7 @@ class InMemoryTransactions(Generic[R]):
         tx._claim = claim
         try:
             yield tx
+            await tx.run_pre_commit()
             self.processed.update(claimed)
             self.published.extend(tx.outgoing)
         finally:
