@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fedstream.security import signing
+from fedstream.security import message_auth
 from fedstream.security.rate_limit import BucketPolicy
 from services.ingestion.domain import Rejection
 from schemas.events import RejectionReason, UpdateSubmitted
 from schemas.identity import ANY_FEDERATION, TRAINING_PURPOSE
-from schemas.topics import PARTICIPANT, SUBMISSIONS
+from schemas.topics import SUBMISSIONS
 
 R = RejectionReason
 
@@ -61,28 +61,17 @@ def check_signer(submission: UpdateSubmitted, key: KeyView | None, now: datetime
 
 
 def check_claim(submission: UpdateSubmitted, key: KeyView | None) -> Rejection | None:
-    """The cheap half: signed at all, with an enrolled, unrevoked key of the participant it claims to be."""
-    sig = submission.signature
-    claimed = submission.participant_id
-    if sig is None:
-        return Rejection(R.UNSIGNED, "the submission carries no signature")
-    if key is None:
-        return Rejection(R.UNKNOWN_KEY, f"key {sig.key_id} is not enrolled")
-    if key.revoked:
-        return Rejection(R.KEY_REVOKED, f"key {sig.key_id} of {key.participant_id!r} was revoked")
-    if key.participant_id != claimed or submission.source != f"{PARTICIPANT}/{claimed}":
-        return Rejection(R.SOURCE_MISMATCH, f"key {sig.key_id} belongs to {key.participant_id!r}, not to {claimed!r}")
-    return None
+    """The cheap half (``message_auth.check_claim``): signed, with an enrolled, unrevoked key of the claimed participant."""
+    return _rejection(message_auth.check_claim(submission, key))
 
 
 def check_signature(submission: UpdateSubmitted, key: KeyView, now: datetime, policy: IdentityPolicy) -> Rejection | None:
     """The costly half, for a claim that passed ``check_claim``: the signature itself, and its freshness."""
-    sig = submission.signature
-    if not signing.verify(submission, SUBMISSIONS.name, key.public_key):
-        return Rejection(R.SIGNATURE_INVALID, "the signature does not match the submission")
-    if abs(now - sig.signed_at) > policy.window:
-        return Rejection(R.STALE, f"signed at {sig.signed_at.isoformat()}, outside the ±{policy.freshness_s:g}s window")
-    return None
+    return _rejection(message_auth.check_signature(submission, SUBMISSIONS.name, key, now, policy.window))
+
+
+def _rejection(refused: message_auth.Refused | None) -> Rejection | None:
+    return None if refused is None else Rejection(R(refused.reason.value), refused.detail)
 
 
 def check_permission(

@@ -3,6 +3,7 @@ windows and time series (012_health_alerts_timeseries.sql) and of its participan
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -10,7 +11,7 @@ import asyncpg
 
 from services.validation.health import EPOCH, AdmissionCounts, FederationHealth, Window
 from services.validation.ports import (
-    Candidate, Departure, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
+    Candidate, Departure, NonceClaim, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
 )
 from schemas.alerts import AlertRaised
 from schemas.base import BlobRef
@@ -255,18 +256,24 @@ class PostgresKeyRepository:
     async def revoke_key(self, key_id: str) -> None:
         await self.conn.execute("UPDATE validation_participant_keys SET revoked = true WHERE key_id = $1", key_id)
 
-    async def key(self, key_id: str) -> ParticipantKey | None:
-        row = await self.conn.fetchrow("SELECT * FROM validation_participant_keys WHERE key_id = $1", key_id)
-        return None if row is None else ParticipantKey(**dict(row))
+    async def keys(self, key_ids: Collection[str]) -> dict[str, ParticipantKey]:
+        rows = await self.conn.fetch("SELECT * FROM validation_participant_keys WHERE key_id = ANY($1::text[])", list(key_ids))
+        return {r["key_id"]: ParticipantKey(**dict(r)) for r in rows}
 
-    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
-        # On conflict the no-op update makes RETURNING give the event that holds the nonce.
-        holder = await self.conn.fetchval(
-            "INSERT INTO validation_nonces (key_id, nonce, event_id, signed_at) VALUES ($1,$2,$3,$4) "
-            "ON CONFLICT (key_id, nonce) DO UPDATE SET event_id = validation_nonces.event_id RETURNING event_id",
-            key_id, nonce, event_id, signed_at,
+    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
+        # One statement may not touch a row twice: a nonce repeated within the batch is claimed by its first
+        # message only. On conflict, the no-op update makes RETURNING give the event that holds the nonce.
+        first = list({(c.key_id, c.nonce): c for c in reversed(claims)}.values())
+        if not first:
+            return set()
+        rows = await self.conn.fetch(
+            "INSERT INTO validation_nonces (key_id, nonce, event_id, signed_at) "
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[]) "
+            "ON CONFLICT (key_id, nonce) DO UPDATE SET event_id = validation_nonces.event_id RETURNING key_id, nonce, event_id",
+            [c.key_id for c in first], [c.nonce for c in first], [c.event_id for c in first], [c.signed_at for c in first],
         )
-        return holder == event_id
+        holder = {(r["key_id"], r["nonce"]): r["event_id"] for r in rows}
+        return {c.event_id for c in claims if holder.get((c.key_id, c.nonce)) == c.event_id}
 
     async def forget_nonces(self, signed_before: datetime) -> int:
         status = await self.conn.execute("DELETE FROM validation_nonces WHERE signed_at < $1", signed_before)

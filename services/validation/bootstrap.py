@@ -84,7 +84,8 @@ def definition(settings: ValidationSettings) -> ServiceDefinition:
         handlers = ValidationHandlers(open_blob_store(endpoints.blob_store_url))
         return ServiceDefinition(VALIDATION, handler_table(senders, handlers.table()), PostgresValidationStore,
                                  (Timer(settings.deadline_check_interval_s, handlers.decide_overdue),
-                                  Timer(settings.nonce_prune_interval_s, senders.forget_old_nonces)))
+                                  Timer(settings.nonce_prune_interval_s, senders.forget_old_nonces)),
+                                 prefetch=senders.prefetch)
     monitor = HealthMonitor(settings.policy())
     senders = SenderCheck(freshness_s=settings.message_freshness_s, on_refused=monitor.on_refused)
     handlers = ValidationHandlers(open_blob_store(endpoints.blob_store_url), on_verdict=monitor.on_verdict)
@@ -98,6 +99,7 @@ def definition(settings: ValidationSettings) -> ServiceDefinition:
             Timer(settings.nonce_prune_interval_s, senders.forget_old_nonces),
             Timer(settings.partition_check_interval_s, create_metric_partitions),
         ),
+        prefetch=senders.prefetch,  # a batch's signed messages are verified together
     )
 
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from services.validation.health import AdmissionCounts, FederationHealth, Window, window_of
 from services.validation.ports import (
-    Candidate, Departure, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
+    Candidate, Departure, NonceClaim, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
 )
 from schemas.alerts import AlertRaised
 from schemas.events import EvaluationReported
@@ -146,22 +147,26 @@ class InMemoryHealthRepository:
 
 class InMemoryKeyRepository:
     def __init__(self) -> None:
-        self.keys: dict[str, ParticipantKey] = {}
+        self.keys_by_id: dict[str, ParticipantKey] = {}
         self.nonces: dict[tuple[str, str], tuple[UUID, datetime]] = {}
 
     async def save_key(self, key: ParticipantKey) -> None:
-        self.keys.setdefault(key.key_id, key)
+        self.keys_by_id.setdefault(key.key_id, key)
 
     async def revoke_key(self, key_id: str) -> None:
-        if key_id in self.keys:
-            self.keys[key_id] = replace(self.keys[key_id], revoked=True)
+        if key_id in self.keys_by_id:
+            self.keys_by_id[key_id] = replace(self.keys_by_id[key_id], revoked=True)
 
-    async def key(self, key_id: str) -> ParticipantKey | None:
-        return self.keys.get(key_id)
+    async def keys(self, key_ids: Collection[str]) -> dict[str, ParticipantKey]:
+        return {k: self.keys_by_id[k] for k in key_ids if k in self.keys_by_id}
 
-    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
-        held = self.nonces.setdefault((key_id, nonce), (event_id, signed_at))
-        return held[0] == event_id
+    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
+        held = set()
+        for c in claims:
+            holder, _ = self.nonces.setdefault((c.key_id, c.nonce), (c.event_id, c.signed_at))
+            if holder == c.event_id:
+                held.add(c.event_id)
+        return held
 
     async def forget_nonces(self, signed_before: datetime) -> int:
         old = [k for k, (_, at) in self.nonces.items() if at < signed_before]

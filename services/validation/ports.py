@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -182,6 +183,14 @@ class ParticipantKey:
     revoked: bool = False
 
 
+@dataclass(frozen=True)
+class NonceClaim:
+    key_id: str
+    nonce: str
+    event_id: UUID
+    signed_at: datetime
+
+
 class KeyRepository(Protocol):
     async def save_key(self, key: ParticipantKey) -> None:
         """Record an enrolled key; enrolling it again changes nothing (a revoked key stays revoked)."""
@@ -189,11 +198,13 @@ class KeyRepository(Protocol):
     async def revoke_key(self, key_id: str) -> None:
         """Mark the key revoked (its enrolment came before, on the same organisation-keyed partition)."""
 
-    async def key(self, key_id: str) -> ParticipantKey | None: ...
+    async def keys(self, key_ids: Collection[str]) -> dict[str, ParticipantKey]:
+        """The known ones of these keys, by key id (one lookup for a whole batch of messages)."""
 
-    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
-        """The replay guard: True the first time a key's nonce is used (and again for the same event, e.g. a
-        retried batch), False for any other message carrying it."""
+    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
+        """The replay guard, for a batch at once: the event ids whose claim holds — the first use of a key's
+        nonce, or again by the same event (a retried batch); not any other message carrying it (nor a later
+        claim of the same nonce in ``claims``)."""
 
     async def forget_nonces(self, signed_before: datetime) -> int:
         """Prune nonces too old to matter (their messages are refused as stale); returns how many."""

@@ -176,3 +176,28 @@ async def test_old_nonces_are_forgotten_once_their_messages_would_be_stale(v, re
     v.now += timedelta(seconds=2)
     await v.senders.forget_old_nonces(v.txs)
     assert v.store.nonces == {}
+
+
+async def test_a_batch_of_reports_is_verified_with_one_key_lookup_and_one_nonce_claim(v, refused):
+    """The reports of a round arrive together and sit on the close → release path: two round trips, not two each."""
+    from fedstream.messaging.codec import encode
+    from fedstream.messaging.consumer import BatchProcessor
+
+    ref = await v.candidate()
+    calls = {"keys": 0, "use_nonces": 0}
+    for name in calls:
+        original = getattr(v.store, name)
+
+        async def counted(arg, original=original, name=name):
+            calls[name] += 1
+            return await original(arg)
+
+        setattr(v.store, name, counted)
+    genuine = [v.signed(v.report(p, ref)) for p in "ab"]
+    replay = genuine[0].model_copy(update={"event_id": uuid4()})  # the event id is not signed
+    forged = signing.sign(v.report("a", ref), "fedstream.evaluations", v.keys.key("mallory"), v.now)
+    processor = BatchProcessor(v.txs, v.dispatcher, prefetch=v.senders.prefetch)
+    await processor.process([encode(e, "fedstream.evaluations") for e in [*genuine, replay, forged]])
+    assert calls == {"keys": 1, "use_nonces": 1}
+    assert v.counted() == {"a", "b"}
+    assert sorted(refused.reasons()) == ["replayed", "source_mismatch"]

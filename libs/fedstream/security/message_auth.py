@@ -65,6 +65,12 @@ def authenticate(event: Event, topic: str, key: SignerKey | None, now: datetime,
     """None if ``event`` is signed, on ``topic``, by ``key`` (the projection's view of its key id, or None if
     unknown), an unrevoked key of the participant the event claims to be, within ``window`` of ``now``;
     otherwise the first reason it is not. Nothing the event claims is believed before this passes."""
+    return check_claim(event, key) or check_signature(event, topic, key, now, window)  # type: ignore[arg-type]
+
+
+def check_claim(event: Event, key: SignerKey | None) -> Refused | None:
+    """The cheap half: signed at all, with an enrolled, unrevoked key of the participant it claims to be.
+    (Ingestion runs it alone first: refusing a flood must not cost a signature check per message.)"""
     sig: Signature | None = getattr(event, "signature", None)
     claimed = getattr(event, "participant_id", None)
     if sig is None:
@@ -75,6 +81,12 @@ def authenticate(event: Event, topic: str, key: SignerKey | None, now: datetime,
         return Refused(Refusal.KEY_REVOKED, f"key {sig.key_id} of {key.participant_id!r} was revoked")
     if key.participant_id != claimed or event.source != f"{PARTICIPANT}/{claimed}":
         return Refused(Refusal.SOURCE_MISMATCH, f"key {sig.key_id} belongs to {key.participant_id!r}, not to {claimed!r}")
+    return None
+
+
+def check_signature(event: Event, topic: str, key: SignerKey, now: datetime, window: timedelta) -> Refused | None:
+    """The costly half, for a claim ``check_claim`` accepted: the signature itself, then its freshness."""
+    sig: Signature = event.signature  # type: ignore[attr-defined] - check_claim saw it
     if not signing.verify(event, topic, key.public_key):
         return Refused(Refusal.SIGNATURE_INVALID, f"the signature does not match the {type(event).__name__}")
     # after the signature: only then is signed_at the signer's word, not anyone's
