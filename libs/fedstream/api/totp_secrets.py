@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fedstream.security.keys import KeyManager, KeyManagerError
 from fedstream.storage.blobs import BlobIntegrityError
-from fedstream.storage.envelope import MAGIC, seal, split
+from fedstream.storage.envelope import seal, unseal
 
 OWNER = "platform/admin-api-totp"
 
@@ -39,10 +39,7 @@ class TotpSecretSealer:
 
     def open(self, user_id: str, sealed: bytes) -> str:
         try:
-            wrapped, nonce, ciphertext = split(sealed)
-            data_key = self.keys.unwrap(wrapped)
-            # envelope.seal's additional data is MAGIC + its last argument (here the user binding)
-            return AESGCM(data_key).decrypt(nonce, ciphertext, MAGIC + _binding(user_id).encode()).decode()
+            return unseal(sealed, self.keys.unwrap, _binding(user_id)).decode()
         except (BlobIntegrityError, KeyManagerError, InvalidTag) as exc:
             raise SealedSecretInvalid(f"the TOTP secret of {user_id!r} does not open: {type(exc).__name__}") from None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
@@ -64,6 +65,13 @@ def split(stored: bytes) -> tuple[bytes, bytes, bytes]:
     return wrapped, rest[:_NONCE], rest[_NONCE:]
 
 
+def unseal(stored: bytes, unwrap: Callable[[bytes], bytes], binding: str) -> bytes:
+    """What ``seal`` sealed with ``binding`` as its last argument; the data key unwrapped by ``unwrap``.
+    Raises ``BlobIntegrityError`` (not sealed, truncated), the key manager's errors, or ``InvalidTag``."""
+    wrapped, nonce, ciphertext = split(stored)
+    return AESGCM(unwrap(wrapped)).decrypt(nonce, ciphertext, MAGIC + binding.encode())
+
+
 def is_sealed(ref: BlobRef) -> bool:
     return _FRAGMENT in ref.uri
 
@@ -100,15 +108,12 @@ class EnvelopeBlobStore:
         return verify(ref, await asyncio.to_thread(self._open, stored, ref.sha256))
 
     def _open(self, stored: bytes, digest: str) -> bytes:
-        wrapped, nonce, ciphertext = split(stored)
         try:
-            data_key = self.keys.unwrap(wrapped)
+            return unseal(stored, self.keys.unwrap, digest)
         except KeyDestroyed as exc:
             raise BlobShredded(f"blob {digest[:12]}: {exc}") from None
         except UnknownKey as exc:
             raise BlobIntegrityError(f"blob {digest[:12]}: {exc}") from None
-        try:
-            return AESGCM(data_key).decrypt(nonce, ciphertext, MAGIC + digest.encode())
         except InvalidTag:
             raise BlobIntegrityError(f"blob {digest[:12]} does not authenticate under its data key") from None
 
