@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+
+from fedstream.security.message_auth import NonceClaim
+from fedstream.storage.nonces import claim_nonces
 
 from services.ingestion.domain import FederationView, RoundView
 from services.ingestion.identity import BaaView, ConsentView, KeyView
@@ -79,9 +83,9 @@ class PostgresAdmissionRepository:
     async def revoke_key(self, key_id: str) -> None:
         await self.conn.execute("UPDATE ingestion_keys SET revoked = true WHERE key_id = $1", key_id)
 
-    async def key(self, key_id: str) -> KeyView | None:
-        row = await self.conn.fetchrow("SELECT * FROM ingestion_keys WHERE key_id = $1", key_id)
-        return None if row is None else KeyView(**dict(row))
+    async def keys(self, key_ids: Collection[str]) -> dict[str, KeyView]:
+        rows = await self.conn.fetch("SELECT * FROM ingestion_keys WHERE key_id = ANY($1::text[])", list(key_ids))
+        return {r["key_id"]: KeyView(**dict(r)) for r in rows}
 
     async def save_consent(self, c: ConsentView) -> None:
         await self.conn.execute(
@@ -90,9 +94,12 @@ class PostgresAdmissionRepository:
             c.participant_id, c.purpose, c.scope, c.expires_at, c.granted,
         )
 
-    async def consents(self, participant_id: str) -> list[ConsentView]:
-        rows = await self.conn.fetch("SELECT * FROM ingestion_consents WHERE participant_id = $1", participant_id)
-        return [ConsentView(**dict(r)) for r in rows]
+    async def consents_of(self, participant_ids: Collection[str]) -> dict[str, list[ConsentView]]:
+        rows = await self.conn.fetch("SELECT * FROM ingestion_consents WHERE participant_id = ANY($1::text[])", list(participant_ids))
+        consents: dict[str, list[ConsentView]] = {}
+        for r in rows:
+            consents.setdefault(r["participant_id"], []).append(ConsentView(**dict(r)))
+        return consents
 
     async def save_baa(self, b: BaaView) -> None:
         await self.conn.execute(
@@ -101,18 +108,12 @@ class PostgresAdmissionRepository:
             b.organisation, b.expires_at, b.active,
         )
 
-    async def baa(self, organisation: str) -> BaaView | None:
-        row = await self.conn.fetchrow("SELECT * FROM ingestion_baas WHERE organisation = $1", organisation)
-        return None if row is None else BaaView(**dict(row))
+    async def baas(self, organisations: Collection[str]) -> dict[str, BaaView]:
+        rows = await self.conn.fetch("SELECT * FROM ingestion_baas WHERE organisation = ANY($1::text[])", list(organisations))
+        return {r["organisation"]: BaaView(**dict(r)) for r in rows}
 
-    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
-        # On conflict the no-op update makes RETURNING give the event that holds the nonce.
-        holder = await self.conn.fetchval(
-            "INSERT INTO ingestion_nonces (key_id, nonce, event_id, signed_at) VALUES ($1,$2,$3,$4) "
-            "ON CONFLICT (key_id, nonce) DO UPDATE SET event_id = ingestion_nonces.event_id RETURNING event_id",
-            key_id, nonce, event_id, signed_at,
-        )
-        return holder == event_id
+    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
+        return await claim_nonces(self.conn, "ingestion_nonces", claims)
 
     async def forget_nonces(self, signed_before: datetime) -> int:
         status = await self.conn.execute("DELETE FROM ingestion_nonces WHERE signed_at < $1", signed_before)

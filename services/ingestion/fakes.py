@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
+from fedstream.security.message_auth import NonceClaim
 from services.ingestion.domain import FederationView, RoundView
 from services.ingestion.identity import BaaView, ConsentView, KeyView
 from schemas.events import UpdateSubmitted
@@ -14,9 +16,9 @@ class InMemoryAdmissionRepository:
         self.federations: dict[str, FederationView] = {}
         self.rounds: dict[tuple[str, int], RoundView] = {}
         self.admissions: dict[tuple[str, int, str], UUID] = {}
-        self.keys: dict[str, KeyView] = {}
+        self.keys_by_id: dict[str, KeyView] = {}
         self.consent_records: dict[tuple[str, str, str], ConsentView] = {}
-        self.baas: dict[str, BaaView] = {}
+        self.baa_records: dict[str, BaaView] = {}
         self.nonces: dict[tuple[str, str], tuple[UUID, datetime]] = {}
         self.parked: dict[UUID, tuple[datetime, UpdateSubmitted]] = {}
 
@@ -54,30 +56,38 @@ class InMemoryAdmissionRepository:
         return True
 
     async def save_key(self, key: KeyView) -> None:
-        self.keys.setdefault(key.key_id, key)
+        self.keys_by_id.setdefault(key.key_id, key)
 
     async def revoke_key(self, key_id: str) -> None:
-        if key_id in self.keys:
-            self.keys[key_id] = replace(self.keys[key_id], revoked=True)
+        if key_id in self.keys_by_id:
+            self.keys_by_id[key_id] = replace(self.keys_by_id[key_id], revoked=True)
 
-    async def key(self, key_id: str) -> KeyView | None:
-        return self.keys.get(key_id)
+    async def keys(self, key_ids: Collection[str]) -> dict[str, KeyView]:
+        return {k: self.keys_by_id[k] for k in key_ids if k in self.keys_by_id}
 
     async def save_consent(self, consent: ConsentView) -> None:
         self.consent_records[(consent.participant_id, consent.purpose, consent.scope)] = consent
 
-    async def consents(self, participant_id: str) -> list[ConsentView]:
-        return [c for (p, _, _), c in self.consent_records.items() if p == participant_id]
+    async def consents_of(self, participant_ids: Collection[str]) -> dict[str, list[ConsentView]]:
+        consents: dict[str, list[ConsentView]] = {}
+        for (p, _, _), c in self.consent_records.items():
+            if p in participant_ids:
+                consents.setdefault(p, []).append(c)
+        return consents
 
     async def save_baa(self, baa: BaaView) -> None:
-        self.baas[baa.organisation] = baa
+        self.baa_records[baa.organisation] = baa
 
-    async def baa(self, organisation: str) -> BaaView | None:
-        return self.baas.get(organisation)
+    async def baas(self, organisations: Collection[str]) -> dict[str, BaaView]:
+        return {o: self.baa_records[o] for o in organisations if o in self.baa_records}
 
-    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
-        held = self.nonces.setdefault((key_id, nonce), (event_id, signed_at))
-        return held[0] == event_id
+    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
+        held = set()
+        for c in claims:
+            holder, _ = self.nonces.setdefault((c.key_id, c.nonce), (c.event_id, c.signed_at))
+            if holder == c.event_id:
+                held.add(c.event_id)
+        return held
 
     async def forget_nonces(self, signed_before: datetime) -> int:
         old = [k for k, (_, at) in self.nonces.items() if at < signed_before]

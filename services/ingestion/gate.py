@@ -3,11 +3,12 @@
 Order matters: nothing the submission claims is believed before its signature checks out, so an
 impostor can neither use up another participant's nonces nor drain its rate-limit bucket.
 
-Cost matters too, because a flood is refused here. The first check of a batch judges all its
-submissions: one Redis round trip reads the senders' buckets, a submission whose sender has no token
-left is refused without checking its signature (it would be refused either way), and the authentic
-rest claim their nonces and tokens in one more round trip. Refusing a flood thus costs a key lookup
-(cached per batch) and a rejection event per message, not a signature and two round trips each.
+Cost matters too: a flood is refused here, and honest submissions wait behind whatever is judged with
+them. The first check of a batch judges all its submissions together, each step in one round trip:
+their keys; their senders' token buckets (a submission whose sender has no token left is refused
+without checking its signature: it would be refused either way); the Redis nonce claims and token takes
+of the authentic ones; their durable PostgreSQL nonce claims; the consents and BAAs they need. A batch
+costs five round trips whatever its size, instead of several per submission.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ from datetime import datetime
 from uuid import UUID
 
 from fedstream.messaging.transaction import Transaction
-from fedstream.storage.coordination import Coordination
+from fedstream.security.message_auth import NonceClaim
+from fedstream.storage.coordination import AdmissionAttempt, AttemptVerdict, Coordination
 from services.ingestion import identity
 from services.ingestion.domain import Rejection
 from services.ingestion.identity import BaaView, ConsentView, IdentityPolicy, KeyView
 from services.ingestion.ports import AdmissionRepository
-from fedstream.storage.coordination import AdmissionAttempt, AttemptVerdict
 from schemas.events import RejectionReason, UpdateSubmitted
 from schemas.identity import BaaRegistered, ConsentRecorded, ParticipantEnrolled, ParticipantKeyRevoked
 
 Tx = Transaction[AdmissionRepository]
+Verdict = tuple[KeyView | None, Rejection | None]
 
 
 class ZeroTrustGate:
@@ -41,42 +43,50 @@ class ZeroTrustGate:
 
     def forget_identities(self) -> None:
         """Forget identity lookups and the verdicts taken with them. Identity facts call this when they are
-        handled, so within a batch each key, consent list and BAA is read once: a flood costs no database
-        reads per message."""
+        handled (what is judged after them is judged again, with them)."""
         self._keys: dict[str, KeyView | None] = {}
         self._consents: dict[str, list[ConsentView]] = {}
         self._baas: dict[str, BaaView | None] = {}
-        self._verdicts: dict[UUID, tuple[KeyView | None, Rejection | None]] = {}
+        self._verdicts: dict[UUID, Verdict] = {}
+        self._judged_in: Tx | None = None  # verdicts hold for the transaction that took them (its nonce rows)
 
     async def check(self, event: UpdateSubmitted, tx: Tx) -> Rejection | None:
-        if event.event_id not in self._verdicts:
+        if self._judged_in is not tx or event.event_id not in self._verdicts:
             await self._check_ahead([event, *self._batch], tx)
         key, rejection = self._verdicts.pop(event.event_id)
         if rejection is not None or key is None:
             return rejection
-        sig = event.signature
-        # Redis answered repeats fast; PostgreSQL's unique key decides, so a flushed Redis reopens nothing.
-        if not await tx.repo.use_nonce(sig.key_id, sig.nonce, event.event_id, sig.signed_at):
-            return self._replayed(event, key)
-        return identity.check_permission(event, key, await self._consents_of(key, tx), await self._baa_of(key, tx), self.clock())
+        consents, baa = self._consents[key.participant_id], self._baas[key.organisation]
+        return identity.check_permission(event, key, consents, baa, self.clock())
 
     async def _check_ahead(self, submissions: list[UpdateSubmitted], tx: Tx) -> None:
-        """Judge the batch's submissions not judged yet: the claim of each (cheap); the signature and
-        freshness of those whose sender still has tokens; then the nonce claims and token takes of the
-        authentic ones, in order, in one Redis round trip."""
-        now, authentic, claims = self.clock(), [], []
-        for event in submissions:
-            if event.event_id not in self._verdicts:
-                key = await self._key(event.signature.key_id, tx) if event.signature is not None else None
-                self._verdicts[event.event_id] = (key, identity.check_claim(event, key))
-                claims.append(event)
+        """Judge the batch's submissions not judged yet in this transaction (see the module docstring)."""
+        if self._judged_in is not tx:
+            self._judged_in, self._verdicts = tx, {}
+        pending = [e for e in {e.event_id: e for e in submissions}.values() if e.event_id not in self._verdicts]
         self._batch = []
-        tokens = await self._tokens_left({self._verdicts[e.event_id][0].participant_id for e in claims
-                                          if self._verdicts[e.event_id][1] is None})
-        for event in claims:
-            key, rejection = self._verdicts[event.event_id]
-            if rejection is not None:
-                continue
+        await self._load_keys({e.signature.key_id for e in pending if e.signature is not None}, tx)
+        for event in pending:
+            key = self._keys.get(event.signature.key_id) if event.signature is not None else None
+            self._verdicts[event.event_id] = (key, identity.check_claim(event, key))
+        authentic = await self._authentic([e for e in pending if self._verdicts[e.event_id][1] is None])
+        await self._claim(authentic)
+        fresh = [(e, k) for e, k in authentic if self._verdicts[e.event_id][1] is None]
+        # Redis answered repeats fast; PostgreSQL's unique key decides, so a flushed Redis reopens nothing.
+        held = await tx.repo.use_nonces([
+            NonceClaim(e.signature.key_id, e.signature.nonce, e.event_id, e.signature.signed_at) for e, _ in fresh
+        ])
+        for event, key in fresh:
+            if event.event_id not in held:
+                self._verdicts[event.event_id] = (key, self._replayed(event, key))
+        await self._load_permissions([k for e, k in fresh if e.event_id in held], tx)
+
+    async def _authentic(self, claimed: list[UpdateSubmitted]) -> list[tuple[UpdateSubmitted, KeyView]]:
+        """Signature and freshness of the claims whose sender still has tokens; those that pass, in order."""
+        tokens = await self._tokens_left({self._verdicts[e.event_id][0].participant_id for e in claimed})
+        now, authentic = self.clock(), []
+        for event in claimed:
+            key = self._verdicts[event.event_id][0]
             if tokens[key.participant_id] < 1:
                 # The sender's bucket is empty, so this is refused whether or not it is authentic: skip
                 # the signature (most of the cost of refusing a flood). No nonce or token is touched, so
@@ -88,7 +98,23 @@ class ZeroTrustGate:
             if rejection is None:
                 tokens[key.participant_id] -= 1  # only an authentic message can use up a token
                 authentic.append((event, key))
-        await self._claim(authentic)
+        return authentic
+
+    async def _load_keys(self, key_ids: set[str], tx: Tx) -> None:
+        missing = key_ids - self._keys.keys()
+        if missing:
+            found = await tx.repo.keys(missing)
+            self._keys.update({k: found.get(k) for k in missing})
+
+    async def _load_permissions(self, keys: list[KeyView], tx: Tx) -> None:
+        participants = {k.participant_id for k in keys} - self._consents.keys()
+        organisations = {k.organisation for k in keys} - self._baas.keys()
+        if participants:
+            consents = await tx.repo.consents_of(participants)
+            self._consents.update({p: consents.get(p, []) for p in participants})
+        if organisations:
+            baas = await tx.repo.baas(organisations)
+            self._baas.update({o: baas.get(o) for o in organisations})
 
     async def _tokens_left(self, participants: set[str]) -> dict[str, float]:
         ordered = sorted(participants)
@@ -124,21 +150,6 @@ class ZeroTrustGate:
     @staticmethod
     def _replayed(event: UpdateSubmitted, key: KeyView) -> Rejection:
         return Rejection(RejectionReason.REPLAYED, f"nonce {event.signature.nonce} of key {key.key_id} was already used")
-
-    async def _key(self, key_id: str, tx: Tx) -> KeyView | None:
-        if key_id not in self._keys:
-            self._keys[key_id] = await tx.repo.key(key_id)
-        return self._keys[key_id]
-
-    async def _consents_of(self, key: KeyView, tx: Tx) -> list[ConsentView]:
-        if key.participant_id not in self._consents:
-            self._consents[key.participant_id] = await tx.repo.consents(key.participant_id)
-        return self._consents[key.participant_id]
-
-    async def _baa_of(self, key: KeyView, tx: Tx) -> BaaView | None:
-        if key.organisation not in self._baas:
-            self._baas[key.organisation] = await tx.repo.baa(key.organisation)
-        return self._baas[key.organisation]
 
     async def forget_old_nonces(self, tx: Tx) -> None:
         await tx.repo.forget_nonces(self.clock() - 2 * self.policy.window)

@@ -52,7 +52,7 @@ class Liveness:
 
     async def _authenticate(self, event: ParticipantHeartbeat, tx: Tx) -> Refused | None:
         key_id = message_auth.key_id_of(event)
-        key = await tx.repo.key(key_id) if key_id is not None else None
+        key = (await tx.repo.keys([key_id])).get(key_id) if key_id is not None else None
         refused = message_auth.authenticate(event, HEARTBEATS.name, key, self.clock(), self.policy.window)
         if refused is not None:
             return refused

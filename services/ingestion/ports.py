@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from datetime import datetime
+from fedstream.security.message_auth import NonceClaim
 
 from services.ingestion.domain import FederationView, RoundView
 from services.ingestion.identity import BaaView, ConsentView, KeyView
@@ -34,20 +36,24 @@ class AdmissionRepository(Protocol):
 
     async def revoke_key(self, key_id: str) -> None: ...
 
-    async def key(self, key_id: str) -> KeyView | None: ...
+    async def keys(self, key_ids: Collection[str]) -> dict[str, KeyView]:
+        """The known ones of these keys, by key id (one lookup for a whole batch)."""
 
     async def save_consent(self, consent: ConsentView) -> None:
         """The latest consent per participant, purpose and scope replaces the one before."""
 
-    async def consents(self, participant_id: str) -> list[ConsentView]: ...
+    async def consents_of(self, participant_ids: Collection[str]) -> dict[str, list[ConsentView]]:
+        """Each participant's consents (a participant with none is absent)."""
 
     async def save_baa(self, baa: BaaView) -> None: ...
 
-    async def baa(self, organisation: str) -> BaaView | None: ...
+    async def baas(self, organisations: Collection[str]) -> dict[str, BaaView]:
+        """The BAAs of these organisations that exist, by organisation."""
 
-    async def use_nonce(self, key_id: str, nonce: str, event_id: UUID, signed_at: datetime) -> bool:
-        """The durable replay backstop: True the first time a key's nonce is used (and again for the
-        same event, e.g. a retried batch), False for any other message carrying it."""
+    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
+        """The durable replay backstop, for a batch at once: the event ids whose claim holds — the first use
+        of a key's nonce, or again by the same event (a retried batch); not any other message carrying it
+        (nor a later claim of the same nonce in ``claims``)."""
 
     async def forget_nonces(self, signed_before: datetime) -> int:
         """Prune nonces too old to matter (their messages are refused as stale); returns how many."""

@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from fedstream.storage.nonces import claim_nonces
+
 from services.validation.health import EPOCH, AdmissionCounts, FederationHealth, Window
 from services.validation.ports import (
     Candidate, Departure, NonceClaim, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
@@ -261,19 +263,7 @@ class PostgresKeyRepository:
         return {r["key_id"]: ParticipantKey(**dict(r)) for r in rows}
 
     async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
-        # One statement may not touch a row twice: a nonce repeated within the batch is claimed by its first
-        # message only. On conflict, the no-op update makes RETURNING give the event that holds the nonce.
-        first = list({(c.key_id, c.nonce): c for c in reversed(claims)}.values())
-        if not first:
-            return set()
-        rows = await self.conn.fetch(
-            "INSERT INTO validation_nonces (key_id, nonce, event_id, signed_at) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::timestamptz[]) "
-            "ON CONFLICT (key_id, nonce) DO UPDATE SET event_id = validation_nonces.event_id RETURNING key_id, nonce, event_id",
-            [c.key_id for c in first], [c.nonce for c in first], [c.event_id for c in first], [c.signed_at for c in first],
-        )
-        holder = {(r["key_id"], r["nonce"]): r["event_id"] for r in rows}
-        return {c.event_id for c in claims if holder.get((c.key_id, c.nonce)) == c.event_id}
+        return await claim_nonces(self.conn, "validation_nonces", claims)
 
     async def forget_nonces(self, signed_before: datetime) -> int:
         status = await self.conn.execute("DELETE FROM validation_nonces WHERE signed_at < $1", signed_before)

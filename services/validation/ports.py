@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from fedstream.security.message_auth import NonceClaim
 from services.validation.health import AdmissionCounts, FederationHealth, Window
 from schemas.alerts import AlertRaised
 from schemas.base import BlobRef
@@ -181,14 +182,6 @@ class ParticipantKey:
     organisation: str
     public_key: str
     revoked: bool = False
-
-
-@dataclass(frozen=True)
-class NonceClaim:
-    key_id: str
-    nonce: str
-    event_id: UUID
-    signed_at: datetime
 
 
 class KeyRepository(Protocol):

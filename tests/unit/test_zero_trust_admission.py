@@ -257,7 +257,11 @@ async def test_a_flood_in_one_batch_gets_one_verification_ahead_of_time(h):
     other = await signed(h, "b")
     await h.handlers.prefetch([*flood, other])
     assert set(h.handlers._checks) == {flood[0].update_id, other.update_id}
-    verdicts = [await reason(await h.deliver(e)) for e in (*flood, other)]
+    before = len(h.txs.published)
+    async with h.txs.begin() as tx:  # one batch, one transaction: as the consumer runs it
+        for event in (*flood, other):
+            await h.handlers.table()[type(event)](event, tx)
+    verdicts = [await reason([e]) for e in emitted(h.txs.published[before:])]
     assert verdicts[0] == "accepted" and set(verdicts[1:-1]) == {R.DUPLICATE} and verdicts[-1] == "accepted"
     assert h.handlers._checks == {}
 
@@ -287,6 +291,15 @@ async def test_a_batch_is_judged_together_and_a_flood_beyond_its_bucket_costs_no
         return verify(*args)
 
     h.coordination.admission_attempts = counted
+    lookups = {}
+    for name in ("keys", "use_nonces", "consents_of", "baas"):
+        original = getattr(h.txs.repo, name)
+
+        async def looked_up(arg, original=original, name=name):
+            lookups[name] = lookups.get(name, 0) + 1
+            return await original(arg)
+
+        setattr(h.txs.repo, name, looked_up)
     burst = int(h.handlers.gate.policy.bucket.burst)
     flood = [await signed(h, "a") for _ in range(burst + 5)]
     impostor, honest = await signed(h, "b", signer=a_key_of(h, "a")), await signed(h, "b")
@@ -300,6 +313,7 @@ async def test_a_batch_is_judged_together_and_a_flood_beyond_its_bucket_costs_no
     verdicts = [await reason([e]) for e in emitted(h.txs.published[before:])]
     assert calls == [burst + 2]  # a's burst, b's message and its replay; the impostor fails its claim
     assert verified == ["a"] * burst + ["b", "b"]
+    assert lookups == {"keys": 1, "use_nonces": 1, "consents_of": 1, "baas": 1}  # one round trip each, per batch
     assert verdicts[0] == "accepted" and set(verdicts[1:burst]) == {R.DUPLICATE}
     assert verdicts[burst:len(flood)] == [R.RATE_LIMITED] * 5
     assert verdicts[len(flood):] == [R.SOURCE_MISMATCH, "accepted", R.REPLAYED]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
+from uuid import UUID
 
 from fedstream.security import signing
 from schemas.base import Event
@@ -41,6 +42,16 @@ class SignerKey(Protocol):
     participant_id: str
     public_key: str
     revoked: bool
+
+
+@dataclass(frozen=True)
+class NonceClaim:
+    """A message's claim on its key's nonce, for a receiver's durable replay guard (one row per key and nonce)."""
+
+    key_id: str
+    nonce: str
+    event_id: UUID
+    signed_at: datetime
 
 
 @dataclass(frozen=True)
