@@ -51,6 +51,11 @@ class _PartitionProgress:
     decided: set[int] = field(default_factory=set)
     next_offset: int | None = None  # one past the last offset fetched
 
+    def holds(self, offset: int) -> bool:
+        """Whether ``offset`` (one this partition's fetches returned) is still uncommitted: offsets are
+        fetched in increasing order and leave from the front, so a range check suffices."""
+        return bool(self.fetched) and self.fetched[0] <= offset <= self.fetched[-1]
+
     def commit_point(self) -> int | None:
         while self.fetched and self.fetched[0] in self.decided:
             self.decided.discard(self.fetched.popleft())
@@ -104,7 +109,7 @@ class Lanes:
         touched = set()
         for pending in step:
             progress = self._progress.get(pending.tp)
-            if progress is not None and pending.offset in progress.fetched:
+            if progress is not None and progress.holds(pending.offset):
                 progress.decided.add(pending.offset)
                 touched.add(pending.tp)
         points = {tp: self._progress[tp].commit_point() for tp in touched}
