@@ -36,7 +36,7 @@ class Transaction(Generic[R]):
     # Work that may only happen once this transaction's effects are durable (e.g. warming a cache).
     committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
     # Writes a repository batched up to here, done just before the commit (each registered once).
-    pre_commit: dict[int, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    pre_commit: dict[tuple[int, object], Callable[[], Awaitable[None]]] = field(default_factory=dict)
     _claim: Callable[[str, list[UUID]], Awaitable[set[UUID]]] | None = None
 
     async def first_delivery(self, event_id: UUID) -> bool:
@@ -59,7 +59,8 @@ class Transaction(Generic[R]):
 
     def before_commit(self, flush: Callable[[], Awaitable[None]]) -> None:
         """Run ``flush`` (once, however often registered) in this transaction just before it commits."""
-        self.pre_commit.setdefault(id(getattr(flush, "__self__", flush)), flush)
+        # a bound method is a new object at each access: it is the same flush if its object and function are
+        self.pre_commit.setdefault((id(getattr(flush, "__self__", None)), getattr(flush, "__func__", flush)), flush)
 
     async def run_pre_commit(self) -> None:
         for flush in self.pre_commit.values():
