@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from fedstream.security.message_auth import NonceClaim
-from fedstream.storage.nonces import claim_nonces
+from fedstream.storage.nonces import claim_nonces, forget_nonces
 
 from services.ingestion.domain import FederationView, RoundView
 from services.ingestion.identity import BaaView, ConsentView, KeyView
@@ -116,8 +116,7 @@ class PostgresAdmissionRepository:
         return await claim_nonces(self.conn, "ingestion_nonces", claims)
 
     async def forget_nonces(self, signed_before: datetime) -> int:
-        status = await self.conn.execute("DELETE FROM ingestion_nonces WHERE signed_at < $1", signed_before)
-        return int(status.split()[-1])
+        return await forget_nonces(self.conn, "ingestion_nonces", signed_before)
 
     async def park(self, event: UpdateSubmitted, parked_at: datetime) -> None:
         await self.conn.execute(

@@ -1,25 +1,25 @@
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
 
-from fedstream.security.message_auth import NonceClaim
+from fedstream.storage.nonces import InMemoryNonces
 from services.ingestion.domain import FederationView, RoundView
 from services.ingestion.identity import BaaView, ConsentView, KeyView
 from schemas.events import UpdateSubmitted
 
 
-class InMemoryAdmissionRepository:
+class InMemoryAdmissionRepository(InMemoryNonces):
     def __init__(self) -> None:
+        super().__init__()
         self.federations: dict[str, FederationView] = {}
         self.rounds: dict[tuple[str, int], RoundView] = {}
         self.admissions: dict[tuple[str, int, str], UUID] = {}
         self.keys_by_id: dict[str, KeyView] = {}
         self.consent_records: dict[tuple[str, str, str], ConsentView] = {}
         self.baa_records: dict[str, BaaView] = {}
-        self.nonces: dict[tuple[str, str], tuple[UUID, datetime]] = {}
         self.parked: dict[UUID, tuple[datetime, UpdateSubmitted]] = {}
 
     async def save_federation(self, federation: FederationView) -> None:
@@ -80,20 +80,6 @@ class InMemoryAdmissionRepository:
 
     async def baas(self, organisations: Collection[str]) -> dict[str, BaaView]:
         return {o: self.baa_records[o] for o in organisations if o in self.baa_records}
-
-    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
-        held = set()
-        for c in claims:
-            holder, _ = self.nonces.setdefault((c.key_id, c.nonce), (c.event_id, c.signed_at))
-            if holder == c.event_id:
-                held.add(c.event_id)
-        return held
-
-    async def forget_nonces(self, signed_before: datetime) -> int:
-        old = [k for k, (_, at) in self.nonces.items() if at < signed_before]
-        for k in old:
-            del self.nonces[k]
-        return len(old)
 
     async def park(self, event: UpdateSubmitted, parked_at: datetime) -> None:
         self.parked.setdefault(event.update_id, (parked_at, event))

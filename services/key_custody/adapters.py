@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +12,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fedstream.security.keys import KeyManager
+from fedstream.storage.files import create_once
 from services.key_custody.domain import CustodyFederation
 from services.key_custody.ports import HeldKeys
 from schemas.base import ParamSpec
@@ -101,7 +100,7 @@ class KeyfileKeyStore:
             ).decode(),
             "public_context": base64.b64encode(keys.public_context).decode(),
         }
-        if not _write_once(self._path(federation_id), json.dumps(doc).encode()):
+        if not create_once(self._path(federation_id), json.dumps(doc).encode()):
             existing = self.load(federation_id)
             assert existing is not None
             return existing
@@ -116,18 +115,3 @@ def _aad(federation_id: str, fingerprint: str) -> bytes:
     return f"fedstream-he-secret-context:{federation_id}:{fingerprint}".encode()
 
 
-def _write_once(path: Path, data: bytes) -> bool:
-    """Atomically create ``path`` (mode 0600); False if it already exists (a link never overwrites)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from fedstream.storage.nonces import claim_nonces
+from fedstream.storage.nonces import claim_nonces, forget_nonces
 
 from services.validation.health import EPOCH, AdmissionCounts, FederationHealth, Window
 from services.validation.ports import (
@@ -266,8 +266,7 @@ class PostgresKeyRepository:
         return await claim_nonces(self.conn, "validation_nonces", claims)
 
     async def forget_nonces(self, signed_before: datetime) -> int:
-        status = await self.conn.execute("DELETE FROM validation_nonces WHERE signed_at < $1", signed_before)
-        return int(status.split()[-1])
+        return await forget_nonces(self.conn, "validation_nonces", signed_before)
 
 
 class PostgresValidationStore(PostgresValidationRepository, PostgresHealthRepository, PostgresKeyRepository):

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from fedstream.storage.nonces import InMemoryNonces
 from services.validation.health import AdmissionCounts, FederationHealth, Window, window_of
 from services.validation.ports import (
-    Candidate, Departure, NonceClaim, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
+    Candidate, Departure, ParticipantBucket, ParticipantKey, ParticipantPoint, RoundBucket, RoundPoint,
 )
 from schemas.alerts import AlertRaised
 from schemas.events import EvaluationReported
@@ -145,10 +146,10 @@ class InMemoryHealthRepository:
         self.participant_points.append(point)
 
 
-class InMemoryKeyRepository:
+class InMemoryKeyRepository(InMemoryNonces):
     def __init__(self) -> None:
+        super().__init__()
         self.keys_by_id: dict[str, ParticipantKey] = {}
-        self.nonces: dict[tuple[str, str], tuple[UUID, datetime]] = {}
 
     async def save_key(self, key: ParticipantKey) -> None:
         self.keys_by_id.setdefault(key.key_id, key)
@@ -159,20 +160,6 @@ class InMemoryKeyRepository:
 
     async def keys(self, key_ids: Collection[str]) -> dict[str, ParticipantKey]:
         return {k: self.keys_by_id[k] for k in key_ids if k in self.keys_by_id}
-
-    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
-        held = set()
-        for c in claims:
-            holder, _ = self.nonces.setdefault((c.key_id, c.nonce), (c.event_id, c.signed_at))
-            if holder == c.event_id:
-                held.add(c.event_id)
-        return held
-
-    async def forget_nonces(self, signed_before: datetime) -> int:
-        old = [k for k, (_, at) in self.nonces.items() if at < signed_before]
-        for k in old:
-            del self.nonces[k]
-        return len(old)
 
 
 class InMemoryValidationStore(InMemoryValidationRepository, InMemoryHealthRepository, InMemoryKeyRepository):

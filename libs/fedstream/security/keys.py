@@ -19,7 +19,6 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fedstream.storage.files import replace_atomically
 
 KEY_BYTES, NONCE_BYTES = 32, 12  # AES-256-GCM, 96-bit random nonces
 PSEUDONYM_PREFIX = "pn-"
@@ -206,16 +207,7 @@ class LocalKeyring:
     def _write(self, state: dict[str, Any]) -> None:
         nonce = os.urandom(NONCE_BYTES)
         sealed = nonce + self._master.encrypt(nonce, json.dumps(state).encode(), b"fedstream-keyring-v1")
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".keyring-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(sealed)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._path())
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_atomically(self._path(), sealed, durable=True)
         self._cache = None
 
     @contextmanager

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from fedstream.storage.files import replace_atomically
 from schemas.base import BlobRef
 
 SAFETENSORS = "application/vnd.safetensors"
@@ -83,7 +82,7 @@ class FileBlobStore:
         digest = sha256_hex(data)
         path = self._path(digest)
         if not path.exists():
-            await asyncio.to_thread(_write_atomically, path, data)
+            await asyncio.to_thread(replace_atomically, path, data)
         return BlobRef(uri=path.as_uri(), sha256=digest, size=len(data), media_type=media_type)
 
     async def get(self, ref: BlobRef) -> bytes:
@@ -131,13 +130,3 @@ def open_blob_store(url: str) -> BlobStore:
     return FsspecBlobStore(url)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,12 +1,14 @@
 """The durable replay guard every receiver of signed messages keeps: one row per key and nonce.
 
 A table of ``(key_id, nonce, event_id, signed_at)`` with the primary key ``(key_id, nonce)`` (ingestion's
-and validation's). Claims are made for a whole batch in one statement.
+and validation's). Claims are made for a whole batch in one statement. ``InMemoryNonces`` is the same
+guard for the receivers' repository fakes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -30,3 +32,30 @@ async def claim_nonces(conn: asyncpg.Connection, table: str, claims: Sequence[No
     )
     holder = {(r["key_id"], r["nonce"]): r["event_id"] for r in rows}
     return {c.event_id for c in claims if holder.get((c.key_id, c.nonce)) == c.event_id}
+
+
+async def forget_nonces(conn: asyncpg.Connection, table: str, signed_before: datetime) -> int:
+    """Prune nonces too old to matter (their messages are refused as stale); returns how many."""
+    status = await conn.execute(f"DELETE FROM {table} WHERE signed_at < $1", signed_before)
+    return int(status.split()[-1])
+
+
+class InMemoryNonces:
+    """The guard of a repository fake (mixed in): the same answers as ``claim_nonces`` on a table."""
+
+    def __init__(self) -> None:
+        self.nonces: dict[tuple[str, str], tuple[UUID, datetime]] = {}
+
+    async def use_nonces(self, claims: Sequence[NonceClaim]) -> set[UUID]:
+        held = set()
+        for c in claims:
+            holder, _ = self.nonces.setdefault((c.key_id, c.nonce), (c.event_id, c.signed_at))
+            if holder == c.event_id:
+                held.add(c.event_id)
+        return held
+
+    async def forget_nonces(self, signed_before: datetime) -> int:
+        old = [k for k, (_, at) in self.nonces.items() if at < signed_before]
+        for k in old:
+            del self.nonces[k]
+        return len(old)
